@@ -1,0 +1,1 @@
+"""Offline backtesting: replay labelled series and score detectors the NAB way."""

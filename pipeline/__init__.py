@@ -1,0 +1,1 @@
+"""The streaming anomaly-detection job: options, assembly and entry point."""

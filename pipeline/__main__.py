@@ -1,0 +1,4 @@
+"""`python -m pipeline ...`: see pipeline.main."""
+from pipeline.main import main
+
+main()

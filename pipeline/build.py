@@ -1,0 +1,36 @@
+"""build_pipeline: raw records in, every output of the job out. No sources, no sinks."""
+
+from typing import Dict
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.options import event_time_bounds_ms, validate
+from transforms.detect import DetectAnomalies
+from transforms.parse import ParseReadings, RecordParser
+from transforms.rules import Rule
+
+OUTPUTS = ('alerts', 'window_stats', 'dead_letters', 'late')
+
+
+def make_rule(options: PipelineOptions) -> Rule:
+  opts = validate(options)
+  return Rule(opts.rule, opts.threshold, opts.min_count, opts.min_stddev)
+
+
+def build_pipeline(records: beam.PCollection, options: PipelineOptions) -> Dict[str, beam.PCollection]:
+  """RawRecords -> {'alerts': dicts, 'window_stats': SensorWindowStats,
+  'dead_letters': DeadLetters, 'late': Readings}."""
+  opts = validate(options)
+  min_ts_ms, max_ts_ms = event_time_bounds_ms(opts)
+  parser = RecordParser(opts.input_format, opts.max_record_bytes, min_ts_ms, max_ts_ms)
+  parsed = records | 'ParseReadings' >> ParseReadings(parser)
+  detected = parsed['readings'] | 'DetectAnomalies' >> DetectAnomalies(
+      make_rule(opts), opts.window_size, opts.window_period,
+      opts.allowed_lateness, opts.baseline)
+  return {
+      'alerts': detected['alerts'],
+      'window_stats': detected['window_stats'],
+      'dead_letters': parsed['dead_letters'],
+      'late': detected['late'],
+  }

@@ -1,0 +1,124 @@
+"""AnomalyOptions: every option of the job, typed, defaulted, with its unit.
+
+`validate(options)` checks combinations before anything is built and raises
+InvalidOptionError naming the offending option.
+"""
+
+import math
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.baseline import BASELINES
+from transforms.parse import INPUT_FORMATS, parse_epoch_or_iso_ms
+from transforms.rules import RULES
+
+
+class InvalidOptionError(ValueError):
+  """A bad option value or combination; the message starts with the option name."""
+
+  def __init__(self, option: str, problem: str):
+    super().__init__(f'--{option}: {problem}')
+    self.option = option
+
+
+class AnomalyOptions(PipelineOptions):
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    group = parser.add_argument_group('anomaly detection')
+    group.add_argument(
+        '--input_format', choices=INPUT_FORMATS, default='auto',
+        help='Record format: json, csv ("sensor_id,value", event time = source '
+        'timestamp) or auto (json when the record starts with "{"). Default: auto.')
+    group.add_argument(
+        '--max_record_bytes', type=int, default=65536,
+        help='Records larger than this many bytes go to the dead letters. '
+        'Default: 65536 bytes.')
+    group.add_argument(
+        '--min_event_time', type=str, default='2000-01-01T00:00:00Z',
+        help='Earliest accepted event time, ISO-8601 with zone or epoch ms; '
+        'older readings are dead letters (timestamp_out_of_range). '
+        'Default: 2000-01-01T00:00:00Z.')
+    group.add_argument(
+        '--max_event_time', type=str, default='2100-01-01T00:00:00Z',
+        help='Event times at or after this are dead letters '
+        '(timestamp_out_of_range). Default: 2100-01-01T00:00:00Z.')
+    group.add_argument(
+        '--window_size', type=float, default=10.0,
+        help='Length of the sliding statistics windows, in seconds. Default: 10.')
+    group.add_argument(
+        '--window_period', type=float, default=5.0,
+        help='Seconds between the starts of consecutive sliding windows; also '
+        'the slot length readings are judged in. Must divide window_size. '
+        'Default: 5.')
+    group.add_argument(
+        '--allowed_lateness', type=float, default=30.0,
+        help='Seconds a reading may be behind the watermark and still be '
+        'judged and counted in the statistics; later readings go to the late '
+        'output. Default: 30.')
+    group.add_argument(
+        '--baseline', choices=BASELINES, default='trailing',
+        help='Which window judges a reading: trailing (the window that ended '
+        'at the start of the reading\'s slot, excluding the reading) or '
+        'containing (the window ending at the end of its slot, including it, '
+        'as the original job). Default: trailing.')
+    group.add_argument(
+        '--rule', choices=RULES, default='absolute',
+        help='absolute: |value - mean| > threshold; relative: |value - mean| > '
+        'threshold * |mean|; zscore: |value - mean| / stddev > threshold. '
+        'Default: absolute.')
+    group.add_argument(
+        '--threshold', type=float, default=50.0,
+        help='Threshold of the rule: value units for absolute, a fraction of '
+        'the mean for relative, standard deviations for zscore. Default: 50 '
+        '(the original job).')
+    group.add_argument(
+        '--min_count', type=int, default=1,
+        help='A baseline with fewer readings than this never alerts. Default: 1.')
+    group.add_argument(
+        '--min_stddev', type=float, default=1e-6,
+        help='Floor of the baseline standard deviation for zscore, in value '
+        'units, so a flat baseline does not divide by zero. Default: 1e-6.')
+
+
+def event_time_bounds_ms(options: AnomalyOptions):
+  bounds = []
+  for name in ('min_event_time', 'max_event_time'):
+    try:
+      bounds.append(parse_epoch_or_iso_ms(getattr(options, name)))
+    except ValueError as error:
+      raise InvalidOptionError(name, f'not epoch ms or ISO-8601 with zone: {error}') from None
+  if bounds[0] >= bounds[1]:
+    raise InvalidOptionError('max_event_time', 'must be after --min_event_time')
+  return tuple(bounds)
+
+
+def _positive(options, name):
+  value = getattr(options, name)
+  if not (math.isfinite(value) and value > 0):
+    raise InvalidOptionError(name, f'must be a positive number of seconds, got {value}')
+
+
+def validate(options: PipelineOptions) -> AnomalyOptions:
+  """Returns the AnomalyOptions view, or raises InvalidOptionError naming the option."""
+  opts = options.view_as(AnomalyOptions)
+  _positive(opts, 'window_size')
+  _positive(opts, 'window_period')
+  size_ms, period_ms = round(opts.window_size * 1000), round(opts.window_period * 1000)
+  if period_ms > size_ms:
+    raise InvalidOptionError('window_period', 'must not exceed --window_size')
+  if size_ms % period_ms:
+    raise InvalidOptionError(
+        'window_period', f'must divide --window_size ({opts.window_size} s) exactly')
+  if not (math.isfinite(opts.allowed_lateness) and opts.allowed_lateness >= 0):
+    raise InvalidOptionError('allowed_lateness', 'must be a number of seconds >= 0')
+  if not (math.isfinite(opts.threshold) and opts.threshold >= 0):
+    raise InvalidOptionError('threshold', 'must be a finite number >= 0')
+  if opts.min_count < 1:
+    raise InvalidOptionError('min_count', 'must be >= 1')
+  if not (math.isfinite(opts.min_stddev) and opts.min_stddev > 0):
+    raise InvalidOptionError('min_stddev', 'must be > 0')
+  if opts.max_record_bytes < 1:
+    raise InvalidOptionError('max_record_bytes', 'must be >= 1')
+  event_time_bounds_ms(opts)
+  return opts

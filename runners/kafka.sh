@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Single-node Apache Kafka 4.x broker in KRaft mode (broker and controller in one JVM),
+# listening on 127.0.0.1 only, with its data in .local/kafka.
+#
+# Usage: runners/kafka.sh start|stop|status|topics|restart
+#   start    format the storage on first use, start the broker, wait until it serves
+#            requests, then create the project's topics (see runners/kafka_topics.py)
+#   topics   (re)create missing topics only
+#   stop     stop the broker started by this script (recorded pid)
+#   status   exit 0 and print the address when it is running
+# Env:  KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1),
+#       KAFKA_HEAP (default 512m), KAFKA_START_TIMEOUT seconds (default 90),
+#       KAFKA_AUTO_CREATE_TOPICS (default false), topic names: see kafka_topics.py.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+KAFKA_HEAP="${KAFKA_HEAP:-512m}"
+KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+KAFKA_DIR="$LOCAL/kafka"
+CONF="$KAFKA_DIR/server.properties"
+BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+NAME=kafka
+
+write_config() {
+  mkdir -p "$KAFKA_DIR/data"
+  cat > "$CONF" <<EOF
+# Written by runners/kafka.sh; edits are overwritten at the next start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+num.partitions=1
+num.network.threads=2
+num.io.threads=2
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=${KAFKA_AUTO_CREATE_TOPICS:-false}
+log.retention.hours=24
+EOF
+}
+
+JAVA_CMD=("$JAVA" -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC
+  -Dorg.slf4j.simpleLogger.showDateTime=true
+  -Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS
+  -Dorg.slf4j.simpleLogger.log.org.apache.kafka=warn
+  -Dorg.slf4j.simpleLogger.log.kafka=warn
+  -Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info
+  -cp "$JARS/kafka/*")
+
+format_storage() {
+  [[ -f "$KAFKA_DIR/data/meta.properties" ]] && return 0
+  local cluster_id
+  cluster_id="$("${JAVA_CMD[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+  log "formatting $KAFKA_DIR/data (cluster id $cluster_id)"
+  "${JAVA_CMD[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$CONF" \
+    >> "$LOGS/$NAME.log" 2>&1 || die "storage format failed; see $LOGS/$NAME.log"
+}
+
+ready() { # the broker answers a metadata request
+  port_open 127.0.0.1 "$KAFKA_PORT" \
+    && "$VENV_PYTHON" "$ROOT/runners/kafka_topics.py" --bootstrap "$BOOTSTRAP" ping >/dev/null 2>&1
+}
+
+create_topics() {
+  "$VENV_PYTHON" "$ROOT/runners/kafka_topics.py" --bootstrap "$BOOTSTRAP" create
+}
+
+case "${1:-}" in
+  start)
+    if pid_of "$NAME" >/dev/null; then
+      log "already running on $BOOTSTRAP (pid $(pid_of "$NAME"))"
+      create_topics
+      exit 0
+    fi
+    ls "$JARS"/kafka/kafka_2.13-*.jar >/dev/null 2>&1 || "$ROOT/runners/fetch_jars.sh"
+    port_free_or_die 127.0.0.1 "$KAFKA_PORT" kafka
+    port_free_or_die 127.0.0.1 "$KAFKA_CONTROLLER_PORT" "kafka controller"
+    write_config
+    format_storage
+    t0=$SECONDS
+    start_daemon "$NAME" "${JAVA_CMD[@]}" kafka.Kafka "$CONF"
+    wait_until "$NAME" "$KAFKA_START_TIMEOUT" ready || { stop_daemon "$NAME"; exit 1; }
+    log "ready on $BOOTSTRAP after $((SECONDS - t0)) s (pid $(pid_of "$NAME"), log $LOGS/$NAME.log)"
+    create_topics
+    ;;
+  topics)
+    create_topics
+    ;;
+  stop)
+    stop_daemon "$NAME" 30
+    ;;
+  restart)
+    "$0" stop
+    exec "$0" start
+    ;;
+  status)
+    if pid="$(pid_of "$NAME")"; then
+      echo "kafka running on $BOOTSTRAP (pid $pid)"
+    else
+      echo "kafka not running"
+      exit 1
+    fi
+    ;;
+  *)
+    echo "usage: $0 start|stop|status|topics|restart" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,1 @@
+"""Beam building blocks of the anomaly detector: parsing, window statistics, detection."""

@@ -1,0 +1,107 @@
+"""Routes readings that are too late to a late output instead of letting a GroupByKey drop them.
+
+A Python DoFn cannot ask the runner for the watermark, and a GroupByKey drops
+data behind `window end + allowed lateness` without telling anyone. So the gate
+keeps its own lower bound of the watermark: an event-time timer per shard that
+ticks at every window_period boundary while readings flow. When the tick at T
+fires, the watermark is >= T. A reading with `ts + allowed_lateness < clock`
+is therefore certainly later than allowed_lateness behind the watermark, and
+leaves through the 'late' output, counted. The clock can lag the true
+watermark by about one period, so the statistics windows downstream allow
+`allowed_lateness + window_period` of lateness: whatever passes the gate is
+still accepted by them.
+
+Keyed by a stable hash of the sensor into a few shards (not by sensor): few
+timers, and each shard's clock stays fresh because some sensor of it is active.
+"""
+
+import zlib
+from typing import Any, Tuple
+
+import apache_beam as beam
+from apache_beam.coders import BooleanCoder, VarIntCoder
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import (
+    ReadModifyWriteStateSpec, TimerSpec, on_timer)
+from apache_beam.transforms.window import TimestampedValue
+
+from transforms.parse import METRICS_NAMESPACE
+
+GATE_SHARDS = 16
+_NO_CLOCK = -(2**62)
+
+
+def gate_shard(sensor_id: str) -> int:
+  """Stable across processes (unlike hash()), so every worker agrees."""
+  return zlib.crc32(sensor_id.encode('utf-8')) % GATE_SHARDS
+
+
+class _LateGateFn(beam.DoFn):
+  LATE = 'late'
+  CLOCK = ReadModifyWriteStateSpec('clock_ms', VarIntCoder())
+  ARMED = ReadModifyWriteStateSpec('armed', BooleanCoder())
+  SEEN = ReadModifyWriteStateSpec('seen_since_tick', BooleanCoder())
+  TICK = TimerSpec('tick', TimeDomain.WATERMARK)
+
+  def __init__(self, allowed_lateness_ms: int, period_ms: int):
+    self._lateness_ms = allowed_lateness_ms
+    self._period_ms = period_ms
+    self._late = Metrics.counter(METRICS_NAMESPACE, 'late_readings')
+
+  def process(
+      self,
+      element,
+      clock=beam.DoFn.StateParam(CLOCK),
+      armed=beam.DoFn.StateParam(ARMED),
+      seen=beam.DoFn.StateParam(SEEN),
+      tick=beam.DoFn.TimerParam(TICK)):
+    _, reading = element
+    now_ms = clock.read()
+    now_ms = _NO_CLOCK if now_ms is None else now_ms
+    if reading.ts_ms + self._lateness_ms < now_ms:
+      self._late.inc()
+      yield beam.pvalue.TaggedOutput(self.LATE, reading)
+    else:
+      yield TimestampedValue(reading, reading.ts_ms / 1000.0)
+      seen.write(True)
+      if not armed.read():
+        tick.set(self._next_boundary_ms(max(now_ms, reading.ts_ms)) / 1000.0)
+        armed.write(True)
+
+  @on_timer(TICK)
+  def on_tick(
+      self,
+      fired_at=beam.DoFn.TimestampParam,
+      clock=beam.DoFn.StateParam(CLOCK),
+      armed=beam.DoFn.StateParam(ARMED),
+      seen=beam.DoFn.StateParam(SEEN),
+      tick=beam.DoFn.TimerParam(TICK)):
+    now_ms = fired_at.micros // 1000
+    clock.write(now_ms)
+    if seen.read():
+      seen.write(False)
+      tick.set(self._next_boundary_ms(now_ms) / 1000.0)
+    else:
+      armed.write(False)  # idle shard: stop ticking until a reading arrives
+
+  def _next_boundary_ms(self, ts_ms: int) -> int:
+    return (ts_ms // self._period_ms + 1) * self._period_ms
+
+
+class GateLateReadings(beam.PTransform):
+  """Readings -> {'on_time': readings, 'late': readings later than allowed_lateness}."""
+
+  def __init__(self, allowed_lateness_s: float, period_s: float):
+    super().__init__()
+    self._lateness_ms = round(allowed_lateness_s * 1000)
+    self._period_ms = round(period_s * 1000)
+
+  def expand(self, readings):
+    results = (
+        readings
+        | 'KeyByShard' >> beam.Map(lambda r: (gate_shard(r.sensor_id), r))
+        .with_output_types(Tuple[int, Any])
+        | 'Gate' >> beam.ParDo(_LateGateFn(self._lateness_ms, self._period_ms))
+        .with_outputs(_LateGateFn.LATE, main='on_time'))
+    return {'on_time': results.on_time, 'late': results[_LateGateFn.LATE]}

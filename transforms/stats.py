@@ -1,0 +1,74 @@
+"""Window statistics of a sensor's values: a mergeable, numerically stable CombineFn.
+
+Welford's update for single values and Chan et al.'s pairwise formula for
+merging partial accumulators, so combiner lifting (partial sums on many
+workers, merged later) gives the same numbers as one pass, without the
+catastrophic cancellation of sum-of-squares.
+"""
+
+import math
+from typing import Iterable, NamedTuple
+
+import apache_beam as beam
+
+
+class StatsAccumulator(NamedTuple):
+  count: int
+  mean: float
+  m2: float  # sum of squared deviations from the mean
+  min: float
+  max: float
+
+
+EMPTY = StatsAccumulator(0, 0.0, 0.0, math.inf, -math.inf)
+
+
+class WindowStats(NamedTuple):
+  """Summary of one sensor's values in one window; variance is the sample variance."""
+  count: int
+  mean: float
+  variance: float
+  min: float
+  max: float
+
+  @property
+  def stddev(self) -> float:
+    return math.sqrt(self.variance)
+
+
+def merge_two(a: StatsAccumulator, b: StatsAccumulator) -> StatsAccumulator:
+  if a.count == 0:
+    return b
+  if b.count == 0:
+    return a
+  count = a.count + b.count
+  delta = b.mean - a.mean
+  mean = a.mean + delta * b.count / count
+  m2 = a.m2 + b.m2 + delta * delta * a.count * b.count / count
+  return StatsAccumulator(count, mean, m2, min(a.min, b.min), max(a.max, b.max))
+
+
+class WindowStatsFn(beam.CombineFn):
+  """float values -> WindowStats(count, mean, variance, min, max)."""
+
+  def create_accumulator(self) -> StatsAccumulator:
+    return EMPTY
+
+  def add_input(self, acc: StatsAccumulator, value: float) -> StatsAccumulator:
+    count = acc.count + 1
+    delta = value - acc.mean
+    mean = acc.mean + delta / count
+    m2 = acc.m2 + delta * (value - mean)
+    return StatsAccumulator(count, mean, m2, min(acc.min, value), max(acc.max, value))
+
+  def merge_accumulators(self, accumulators: Iterable[StatsAccumulator]) -> StatsAccumulator:
+    merged = EMPTY
+    for acc in accumulators:
+      merged = merge_two(merged, acc)
+    return merged
+
+  def extract_output(self, acc: StatsAccumulator) -> WindowStats:
+    if acc.count == 0:
+      return WindowStats(0, math.nan, math.nan, math.nan, math.nan)
+    variance = acc.m2 / (acc.count - 1) if acc.count > 1 else 0.0
+    return WindowStats(acc.count, acc.mean, max(variance, 0.0), acc.min, acc.max)
