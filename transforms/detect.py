@@ -31,7 +31,8 @@ class DetectAnomalies(beam.PTransform):
 
   def expand(self, readings):
     gated = readings | 'GateLateReadings' >> GateLateReadings(
-        self._lateness_s, self._period_s)
+        self._lateness_s, self._period_s,
+        horizon_s=self._lateness_s + self._size_s + self._period_s)
     on_time = gated['on_time']
     window_stats = on_time | 'SlidingWindowStats' >> SlidingWindowStats(
         self._size_s, self._period_s, self._window_lateness_s)

@@ -11,6 +11,13 @@ watermark by about one period, so the statistics windows downstream allow
 `allowed_lateness + window_period` of lateness: whatever passes the gate is
 still accepted by them.
 
+A shard's clock ticks while readings flow and for a horizon (allowed
+lateness + window size + period of event time) after its newest reading. A
+straggler arriving at a shard that has been quiet for longer than that may
+pass the gate with a stale clock; the statistics windows then drop it if it is
+beyond their lateness (the runner counts such drops). With many sensors per
+shard this needs a whole shard to fall silent.
+
 Keyed by a stable hash of the sensor into a few shards (not by sensor): few
 timers, and each shard's clock stays fresh because some sensor of it is active.
 """
@@ -40,21 +47,22 @@ def gate_shard(sensor_id: str) -> int:
 class _LateGateFn(beam.DoFn):
   LATE = 'late'
   CLOCK = ReadModifyWriteStateSpec('clock_ms', VarIntCoder())
+  NEWEST = ReadModifyWriteStateSpec('newest_ms', VarIntCoder())
   ARMED = ReadModifyWriteStateSpec('armed', BooleanCoder())
-  SEEN = ReadModifyWriteStateSpec('seen_since_tick', BooleanCoder())
   TICK = TimerSpec('tick', TimeDomain.WATERMARK)
 
-  def __init__(self, allowed_lateness_ms: int, period_ms: int):
+  def __init__(self, allowed_lateness_ms: int, period_ms: int, horizon_ms: int):
     self._lateness_ms = allowed_lateness_ms
     self._period_ms = period_ms
+    self._horizon_ms = horizon_ms
     self._late = Metrics.counter(METRICS_NAMESPACE, 'late_readings')
 
   def process(
       self,
       element,
       clock=beam.DoFn.StateParam(CLOCK),
+      newest=beam.DoFn.StateParam(NEWEST),
       armed=beam.DoFn.StateParam(ARMED),
-      seen=beam.DoFn.StateParam(SEEN),
       tick=beam.DoFn.TimerParam(TICK)):
     _, reading = element
     now_ms = clock.read()
@@ -64,7 +72,7 @@ class _LateGateFn(beam.DoFn):
       yield beam.pvalue.TaggedOutput(self.LATE, reading)
     else:
       yield TimestampedValue(reading, reading.ts_ms / 1000.0)
-      seen.write(True)
+      newest.write(max(newest.read() or _NO_CLOCK, reading.ts_ms))
       if not armed.read():
         tick.set(self._next_boundary_ms(max(now_ms, reading.ts_ms)) / 1000.0)
         armed.write(True)
@@ -74,16 +82,19 @@ class _LateGateFn(beam.DoFn):
       self,
       fired_at=beam.DoFn.TimestampParam,
       clock=beam.DoFn.StateParam(CLOCK),
+      newest=beam.DoFn.StateParam(NEWEST),
       armed=beam.DoFn.StateParam(ARMED),
-      seen=beam.DoFn.StateParam(SEEN),
       tick=beam.DoFn.TimerParam(TICK)):
     now_ms = fired_at.micros // 1000
     clock.write(now_ms)
-    if seen.read():
-      seen.write(False)
-      tick.set(self._next_boundary_ms(now_ms) / 1000.0)
+    next_ms = self._next_boundary_ms(now_ms)
+    # Keep ticking for a horizon past the newest reading, so a shard that
+    # went quiet still knows the watermark when a late straggler arrives;
+    # then stop, so a finished stream (watermark at +inf) ends the loop.
+    if next_ms <= (newest.read() or _NO_CLOCK) + self._horizon_ms:
+      tick.set(next_ms / 1000.0)
     else:
-      armed.write(False)  # idle shard: stop ticking until a reading arrives
+      armed.write(False)
 
   def _next_boundary_ms(self, ts_ms: int) -> int:
     return (ts_ms // self._period_ms + 1) * self._period_ms
@@ -92,16 +103,17 @@ class _LateGateFn(beam.DoFn):
 class GateLateReadings(beam.PTransform):
   """Readings -> {'on_time': readings, 'late': readings later than allowed_lateness}."""
 
-  def __init__(self, allowed_lateness_s: float, period_s: float):
+  def __init__(self, allowed_lateness_s: float, period_s: float, horizon_s: float):
     super().__init__()
     self._lateness_ms = round(allowed_lateness_s * 1000)
     self._period_ms = round(period_s * 1000)
+    self._horizon_ms = round(horizon_s * 1000)
 
   def expand(self, readings):
     results = (
         readings
         | 'KeyByShard' >> beam.Map(lambda r: (gate_shard(r.sensor_id), r))
         .with_output_types(Tuple[int, Any])
-        | 'Gate' >> beam.ParDo(_LateGateFn(self._lateness_ms, self._period_ms))
+        | 'Gate' >> beam.ParDo(_LateGateFn(self._lateness_ms, self._period_ms, self._horizon_ms))
         .with_outputs(_LateGateFn.LATE, main='on_time'))
     return {'on_time': results.on_time, 'late': results[_LateGateFn.LATE]}

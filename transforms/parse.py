@@ -180,7 +180,7 @@ class _ParseFn(beam.DoFn):
     }
     self._dead_total = Metrics.counter(METRICS_NAMESPACE, 'dead_letters')
 
-  def process(self, record: RawRecord):
+  def process(self, record):
     result = self._parser.parse(record)
     if isinstance(result, DeadLetter):
       self._dead[result.reason].inc()
