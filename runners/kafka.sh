@@ -2,16 +2,18 @@
 # Single-node Apache Kafka 4.x broker in KRaft mode (broker and controller in one JVM),
 # listening on 127.0.0.1 only, with its data in .local/kafka.
 #
-# Usage: runners/kafka.sh start|stop|status|topics|restart
+# Usage: runners/kafka.sh start|stop|status|topics|restart|clean
 #   start    format the storage on first use, start the broker, wait until it serves
 #            requests, then create the project's topics (see runners/kafka_topics.py)
-#   topics   (re)create missing topics only
+#   topics   create missing topics only
 #   stop     stop the broker started by this script (recorded pid)
 #   status   exit 0 and print the address when it is running
+#   clean    stop it and delete its data (.local/kafka)
 # Env:  KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1),
 #       KAFKA_HEAP (default 512m), KAFKA_START_TIMEOUT seconds (default 90),
 #       KAFKA_AUTO_CREATE_TOPICS (default false), topic names: see kafka_topics.py.
 set -euo pipefail
+# shellcheck source=runners/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
@@ -105,6 +107,11 @@ case "${1:-}" in
     "$0" stop
     exec "$0" start
     ;;
+  clean)
+    stop_daemon "$NAME" 30
+    rm -rf "$KAFKA_DIR"
+    log "removed $KAFKA_DIR"
+    ;;
   status)
     if pid="$(pid_of "$NAME")"; then
       echo "kafka running on $BOOTSTRAP (pid $pid)"
@@ -114,7 +121,7 @@ case "${1:-}" in
     fi
     ;;
   *)
-    echo "usage: $0 start|stop|status|topics|restart" >&2
+    echo "usage: $0 start|stop|status|topics|restart|clean" >&2
     exit 2
     ;;
 esac

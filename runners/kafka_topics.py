@@ -59,10 +59,11 @@ def wait_for_topics(client: KafkaAdminClient, names: List[str], timeout_s: float
   deadline = time.monotonic() + timeout_s
   while True:
     described = client.describe_topics(names)
+    # kafka-python 3 names the fields 'name' / 'leader_id' (2.x: 'topic' / 'leader').
     missing = [
-        t['topic'] for t in described
+        t.get('name', t.get('topic')) for t in described
         if t['error_code'] != 0 or not t['partitions']
-        or any(p['leader'] < 0 for p in t['partitions'])
+        or any(p.get('leader_id', p.get('leader', -1)) < 0 for p in t['partitions'])
     ]
     if not missing:
       return

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared helpers for the runners/*.sh service scripts (sourced, not executed).
 #
 # Every service runs in its own session (setsid), so Ctrl-C in the terminal that started it

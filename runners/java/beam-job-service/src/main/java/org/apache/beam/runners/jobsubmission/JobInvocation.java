@@ -2,6 +2,7 @@ package org.apache.beam.runners.jobsubmission;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.ServiceLoader;
 import java.util.concurrent.CancellationException;
 import java.util.function.Consumer;
 import org.apache.beam.model.jobmanagement.v1.JobApi;
@@ -39,6 +40,8 @@ public class JobInvocation {
   private volatile JobApi.MetricResults metrics = JobApi.MetricResults.getDefaultInstance();
   private volatile PortablePipelineResult runningResult;
   private ListenableFuture<PortablePipelineResult> future;
+  private volatile Thread runnerThread;
+  private volatile boolean cancelRequested;
 
   public JobInvocation(
       JobInfo jobInfo,
@@ -58,7 +61,16 @@ public class JobInvocation {
     }
     LOG.info("Starting job invocation {}", getId());
     setState(JobState.Enum.STARTING);
-    future = executor.submit(() -> runner.run(pipeline, jobInfo));
+    future =
+        executor.submit(
+            () -> {
+              runnerThread = Thread.currentThread();
+              try {
+                return runner.run(pipeline, jobInfo);
+              } finally {
+                runnerThread = null;
+              }
+            });
     setState(JobState.Enum.RUNNING);
     Futures.addCallback(
         future,
@@ -81,7 +93,8 @@ public class JobInvocation {
 
           @Override
           public void onFailure(Throwable t) {
-            if (t instanceof CancellationException) {
+            if (t instanceof CancellationException || cancelRequested) {
+              LOG.info("Job invocation {} cancelled ({})", getId(), t.toString());
               setState(JobState.Enum.CANCELLED);
               return;
             }
@@ -113,6 +126,7 @@ public class JobInvocation {
 
   public synchronized void cancel() {
     LOG.info("Cancelling job invocation {}", getId());
+    cancelRequested = true;
     PortablePipelineResult handle = runningResult;
     if (handle != null) {
       try {
@@ -122,7 +136,20 @@ public class JobInvocation {
         throw new RuntimeException("Could not cancel job " + getId(), e);
       }
     } else if (future != null) {
-      // Interrupts the runner thread, which stops an attached Flink job.
+      Thread thread = runnerThread;
+      if (thread != null) {
+        for (JobCancelHook hook :
+            ServiceLoader.load(JobCancelHook.class, JobInvocation.class.getClassLoader())) {
+          try {
+            LOG.info("{} cancelled {} engine job(s) of invocation {}",
+                hook.getClass().getSimpleName(), hook.cancelJobsOf(thread), getId());
+          } catch (RuntimeException e) {
+            LOG.warn("{} could not cancel the jobs of invocation {}",
+                hook.getClass().getSimpleName(), getId(), e);
+          }
+        }
+      }
+      // Interrupting the runner thread alone leaves an attached engine job running.
       future.cancel(true);
     }
   }
@@ -177,9 +204,7 @@ public class JobInvocation {
             .setTimestamp(Timestamps.fromMillis(System.currentTimeMillis()))
             .build();
     states.add(event);
-    for (Consumer<JobStateEvent> listener : new ArrayList<>(stateListeners)) {
-      listener.accept(event);
-    }
+    deliver(stateListeners, event);
   }
 
   private synchronized void sendMessage(JobMessage.MessageImportance importance, String text) {
@@ -191,8 +216,18 @@ public class JobInvocation {
             .setMessageText(text)
             .build();
     messages.add(message);
-    for (Consumer<JobMessage> listener : new ArrayList<>(messageListeners)) {
-      listener.accept(message);
+    deliver(messageListeners, message);
+  }
+
+  /** Calls each listener; one that fails (e.g. its client went away) is dropped. */
+  private static <T> void deliver(List<Consumer<T>> listeners, T value) {
+    for (Consumer<T> listener : new ArrayList<>(listeners)) {
+      try {
+        listener.accept(value);
+      } catch (RuntimeException e) {
+        LOG.debug("Dropping a listener that failed: {}", e.toString());
+        listeners.remove(listener);
+      }
     }
   }
 

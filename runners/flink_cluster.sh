@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Standalone Flink session cluster (one JobManager, one TaskManager) from .cache/flink
+# (runners/fetch_flink.sh), plus the EXTERNAL Beam Python worker pool beside the TaskManager.
+#
+#   REST / web UI     http://localhost:$FLINK_REST_PORT (default 8081)
+#   Python workers    localhost:$WORKER_POOL_PORT (default 50000): pipelines use
+#                     --environment_type=EXTERNAL --environment_config=localhost:50000
+#   conf / logs       .local/flink/conf (written from the distribution's conf at each start),
+#                     .local/logs/flink-{jobmanager,taskmanager}.log, .local/logs/worker-pool.log
+#
+# The Java side of Beam (runner, SDK harness for EMBEDDED KafkaIO, kafka-clients) reaches the
+# TaskManager with each job: the job server ships its classpath as the job's user jars.
+#
+# Usage: runners/flink_cluster.sh start|stop|status
+# Env:   FLINK_REST_PORT (8081), FLINK_TASK_SLOTS (4), FLINK_PARALLELISM (2),
+#        FLINK_JM_MEMORY (1600m), FLINK_TM_MEMORY (4g), FLINK_TM_METASPACE (1536m),
+#        WORKER_POOL_PORT (50000),
+#        FLINK_START_TIMEOUT seconds (90).
+set -euo pipefail
+# shellcheck source=runners/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+FLINK_HOME="$ROOT/.cache/flink/pyflink"
+FLINK_REST_PORT="${FLINK_REST_PORT:-8081}"
+WORKER_POOL_PORT="${WORKER_POOL_PORT:-50000}"
+FLINK_LOCAL="$LOCAL/flink"
+export FLINK_HOME
+export FLINK_CONF_DIR="$FLINK_LOCAL/conf"
+export FLINK_LOG_DIR="$FLINK_LOCAL/log"
+export FLINK_PID_DIR="$FLINK_LOCAL/pids"
+
+write_conf() {
+  mkdir -p "$FLINK_CONF_DIR" "$FLINK_LOG_DIR" "$FLINK_PID_DIR" "$FLINK_LOCAL/tmp"
+  cp "$FLINK_HOME"/conf/log4j*.properties "$FLINK_CONF_DIR"/
+  "$VENV_PYTHON" - "$FLINK_HOME/conf/config.yaml" "$FLINK_CONF_DIR/config.yaml" <<EOF
+import sys
+import yaml
+
+with open(sys.argv[1]) as f:
+  conf = yaml.safe_load(f)
+
+def put(path, value):
+  node = conf
+  keys = path.split('.')
+  for key in keys[:-1]:
+    node = node.setdefault(key, {})
+  node[keys[-1]] = value
+
+put('jobmanager.bind-host', 'localhost')
+put('jobmanager.rpc.address', 'localhost')
+put('jobmanager.memory.process.size', '${FLINK_JM_MEMORY:-1600m}')
+put('taskmanager.bind-host', 'localhost')
+put('taskmanager.host', 'localhost')
+put('taskmanager.numberOfTaskSlots', ${FLINK_TASK_SLOTS:-4})
+put('taskmanager.memory.process.size', '${FLINK_TM_MEMORY:-4g}')
+# Each Beam job ships the job server's classpath as user jars and loads it in a fresh class
+# loader that Beam does not fully release: with Flink's 256m default the TaskManager died of
+# "OutOfMemoryError: Metaspace" after about five jobs.
+put('taskmanager.memory.jvm-metaspace.size', '${FLINK_TM_METASPACE:-1536m}')
+put('parallelism.default', ${FLINK_PARALLELISM:-2})
+put('rest.address', 'localhost')
+put('rest.bind-address', 'localhost')
+put('rest.port', ${FLINK_REST_PORT})
+put('io.tmp.dirs', '$FLINK_LOCAL/tmp')
+# Shipped job jars (~200 MB a job) are kept in io.tmp.dirs until this cleanup runs (seconds).
+put('blob.service.cleanup.interval', 120)
+# Beam's runner keeps references to the user-code class loader after a job ends.
+put('classloader.check-leaked-classloader', False)
+with open(sys.argv[2], 'w') as f:
+  f.write('# Written by runners/flink_cluster.sh from the distribution config; do not edit.\n')
+  yaml.safe_dump(conf, f, default_flow_style=False, sort_keys=False)
+EOF
+}
+
+rest_ready() { # the TaskManager has registered its slots with the JobManager
+  local body
+  body="$(curl -fsS "http://localhost:$FLINK_REST_PORT/overview" 2>/dev/null)" || return 1
+  [[ "$body" == *'"taskmanagers":1'* ]]
+}
+
+case "${1:-}" in
+  start)
+    "$ROOT/runners/fetch_flink.sh"
+    [[ -x "$VENV_PYTHON" ]] || die "no Python environment at $VENV_PYTHON (needed for the worker pool)"
+    t0=$SECONDS
+    if ! pid_of flink-jobmanager >/dev/null; then
+      port_free_or_die 127.0.0.1 "$FLINK_REST_PORT" "Flink REST"
+      port_free_or_die 127.0.0.1 6123 "Flink JobManager RPC"
+      write_conf
+      start_daemon flink-jobmanager "$FLINK_HOME/bin/jobmanager.sh" start-foreground
+    fi
+    if ! pid_of flink-taskmanager >/dev/null; then
+      start_daemon flink-taskmanager "$FLINK_HOME/bin/taskmanager.sh" start-foreground
+    fi
+    if ! pid_of worker-pool >/dev/null; then
+      port_free_or_die 127.0.0.1 "$WORKER_POOL_PORT" "Beam Python worker pool"
+      # The pool starts each SDK worker as a plain `python -c ...` found on PATH, so the
+      # virtual environment's bin/ goes first.
+      start_daemon worker-pool env PATH="$(dirname "$VENV_PYTHON"):$PATH" \
+        "$VENV_PYTHON" -m apache_beam.runners.worker.worker_pool_main \
+        --service_port="$WORKER_POOL_PORT"
+    fi
+    timeout="${FLINK_START_TIMEOUT:-90}"
+    if ! wait_until flink-jobmanager "$timeout" rest_ready \
+        || ! wait_until worker-pool "$timeout" port_open 127.0.0.1 "$WORKER_POOL_PORT"; then
+      "$0" stop
+      exit 1
+    fi
+    pid_of flink-taskmanager >/dev/null || { log "TaskManager died; see $LOGS/flink-taskmanager.log"; "$0" stop; exit 1; }
+    log "ready after $((SECONDS - t0)) s: REST http://localhost:$FLINK_REST_PORT, worker pool localhost:$WORKER_POOL_PORT"
+    ;;
+  stop)
+    stop_daemon worker-pool
+    stop_daemon flink-taskmanager 30
+    stop_daemon flink-jobmanager 30
+    ;;
+  status)
+    rc=0
+    for name in flink-jobmanager flink-taskmanager worker-pool; do
+      if pid="$(pid_of "$name")"; then
+        echo "$name running (pid $pid)"
+      else
+        echo "$name not running"
+        rc=1
+      fi
+    done
+    exit $rc
+    ;;
+  *)
+    echo "usage: $0 start|stop|status" >&2
+    exit 2
+    ;;
+esac
