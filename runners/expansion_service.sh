@@ -49,12 +49,7 @@ case "${1:-}" in
     stop_daemon "$NAME"
     ;;
   status)
-    if pid="$(pid_of "$NAME")"; then
-      echo "$NAME running on localhost:$EXPANSION_PORT (pid $pid)"
-    else
-      echo "$NAME not running"
-      exit 1
-    fi
+    report_status "$NAME" "localhost:$EXPANSION_PORT"
     ;;
   *)
     echo "usage: $0 start|stop|status" >&2

@@ -56,12 +56,7 @@ case "${1:-}" in
     stop_daemon "$NAME"
     ;;
   status)
-    if pid="$(pid_of "$NAME")"; then
-      echo "$NAME running on localhost:$JOB_PORT (pid $pid)"
-    else
-      echo "$NAME not running"
-      exit 1
-    fi
+    report_status "$NAME" "localhost:$JOB_PORT"
     ;;
   *)
     echo "usage: $0 start|stop|status" >&2

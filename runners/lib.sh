@@ -84,3 +84,13 @@ port_free_or_die() { # host port what
     die "port $1:$2 for $3 is already in use by another process"
   fi
 }
+
+report_status() { # name address ; prints whether the recorded process runs, exits 1 when not
+  local pid
+  if pid="$(pid_of "$1")"; then
+    echo "$1 running on $2 (pid $pid)"
+  else
+    echo "$1 not running"
+    return 1
+  fi
+}
