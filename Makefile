@@ -33,3 +33,40 @@ demo: venv
 
 clean:
 	rm -rf .local/demo
+
+# --- Parquet archive (docs/archive.md) ---
+# The demo's readings through the job with --archive_dir, then the archived alerts as a table.
+.PHONY: demo-archive
+demo-archive: venv
+	$(PY) runners/sample_readings.py --out .local/demo/readings.jsonl
+	rm -rf .local/demo/out .local/demo/archive
+	$(PY) -m pipeline --input_file=.local/demo/readings.jsonl --output_dir=.local/demo/out --archive_dir=.local/demo/archive
+	$(PY) -m pipeline.archive_tool show .local/demo/archive --output alerts --limit 10
+
+# ---------------------------------------------------------------------------
+# Detection quality (docs/detection.md): backtests on labelled series (NAB layout).
+#   make backtest DATA=<dir> OUT=<dir>  scores every <category>/<name>.csv under DATA with the
+#                                       default detector (DETECTOR=... for another, ALL=1 for all)
+#                                       into OUT/<detector>/<category>/<detector>_<name>.csv
+#   make nab                            all detectors on ../shared/nab, scored with the reference
+#                                       detectors; last line: "nab standard: <default's score>"
+#   make report DATA=<dir> OUT=<dir>    one PNG per series (needs the report extra: matplotlib)
+NAB ?= ../shared/nab
+DATA ?= $(NAB)/data
+OUT ?= .local/nab/results
+DETECTOR ?=
+
+.PHONY: backtest nab report
+
+backtest: venv
+	$(PY) -m backtest --data $(DATA) --out $(OUT) $(if $(ALL),--all) $(if $(DETECTOR),--detector $(DETECTOR))
+
+nab: venv
+	$(PY) -m backtest.nab --nab $(NAB) --out .local/nab/results
+
+$(VENV)/.report-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[report]'
+	touch $@
+
+report: $(VENV)/.report-installed
+	$(PY) -m backtest.report --data $(DATA) --out $(OUT)

@@ -17,5 +17,6 @@ setuptools.setup(
     ],
     extras_require={
         'test': ['pytest==9.2.0'],
+        'report': ['matplotlib==3.10.8'],  # make report: PNG plots of backtest results
     },
 )

@@ -6,6 +6,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.options import event_time_bounds_ms, validate
+from transforms.baseline import BaselineShape
 from transforms.detect import DetectAnomalies
 from transforms.parse import ParseReadings, RecordParser
 from transforms.rules import Rule
@@ -15,7 +16,15 @@ OUTPUTS = ('alerts', 'window_stats', 'dead_letters', 'late')
 
 def make_rule(options: PipelineOptions) -> Rule:
   opts = validate(options)
-  return Rule(opts.rule, opts.threshold, opts.min_count, opts.min_stddev)
+  return Rule(opts.rule, opts.threshold, opts.min_count, opts.min_stddev,
+              opts.score_half_life, opts.alert_hold)
+
+
+def make_shape(options: PipelineOptions) -> BaselineShape:
+  """Which windows judge a slot, from the options (milliseconds)."""
+  opts = validate(options)
+  return BaselineShape(round(opts.window_size * 1000), round(opts.window_period * 1000),
+                       opts.baseline, opts.trailing_windows, round(opts.season * 1000))
 
 
 def build_pipeline(records: beam.PCollection, options: PipelineOptions) -> Dict[str, beam.PCollection]:
@@ -26,8 +35,7 @@ def build_pipeline(records: beam.PCollection, options: PipelineOptions) -> Dict[
   parser = RecordParser(opts.input_format, opts.max_record_bytes, min_ts_ms, max_ts_ms)
   parsed = records | 'ParseReadings' >> ParseReadings(parser)
   detected = parsed['readings'] | 'DetectAnomalies' >> DetectAnomalies(
-      make_rule(opts), opts.window_size, opts.window_period,
-      opts.allowed_lateness, opts.baseline)
+      make_rule(opts), make_shape(opts), opts.allowed_lateness)
   return {
       'alerts': detected['alerts'],
       'window_stats': detected['window_stats'],

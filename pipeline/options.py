@@ -10,7 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.baseline import BASELINES
 from transforms.parse import INPUT_FORMATS, parse_epoch_or_iso_ms
-from transforms.rules import RULES
+from transforms.rules import DEFAULT_THRESHOLDS, LIKELIHOOD, RULES
 
 
 class InvalidOptionError(ValueError):
@@ -63,15 +63,40 @@ class AnomalyOptions(PipelineOptions):
         'containing (the window ending at the end of its slot, including it, '
         'as the original job). Default: trailing.')
     group.add_argument(
-        '--rule', choices=RULES, default='absolute',
-        help='absolute: |value - mean| > threshold; relative: |value - mean| > '
+        '--rule', choices=RULES, default=LIKELIHOOD,
+        help='likelihood: a score in [0, 1] from the deviation against the '
+        'trailing (and seasonal) baselines, judged per sensor against its own '
+        'history (see docs/detection.md); absolute: |value - mean| > threshold '
+        '(the original job, with --threshold=50); relative: |value - mean| > '
         'threshold * |mean|; zscore: |value - mean| / stddev > threshold. '
-        'Default: absolute.')
+        'Default: likelihood.')
     group.add_argument(
-        '--threshold', type=float, default=50.0,
-        help='Threshold of the rule: value units for absolute, a fraction of '
-        'the mean for relative, standard deviations for zscore. Default: 50 '
-        '(the original job).')
+        '--threshold', type=float, default=None,
+        help='Threshold of the rule: a score in [0, 1] for likelihood, value '
+        'units for absolute, a fraction of the mean for relative, standard '
+        'deviations for zscore. Default: ' + ', '.join(
+            f'{v:g} ({k})' for k, v in DEFAULT_THRESHOLDS.items()) + '.')
+    group.add_argument(
+        '--trailing_windows', type=int, default=1,
+        help='How many consecutive windows (each window_size long, ending at '
+        'the judged slot) make the trailing baseline, merged; more gives a '
+        'longer memory from the same statistics. Default: 1.')
+    group.add_argument(
+        '--season', type=float, default=0.0,
+        help='Seconds of a recurring pattern (86400 for daily). When set, a '
+        'reading is also judged against the window centred on the same time '
+        'one season earlier, and (likelihood) is far only when far from '
+        'both baselines. Must be a multiple of window_period and at least '
+        'window_size. Default: 0 (off).')
+    group.add_argument(
+        '--score_half_life', type=float, default=3600.0,
+        help='likelihood: half-life, in seconds of event time, of the '
+        'per-sensor mean and variance of deviations that a deviation is '
+        'compared with. Default: 3600.')
+    group.add_argument(
+        '--alert_hold', type=float, default=60.0,
+        help='likelihood: seconds after a high score during which scores not '
+        'above it are halved, so one incident raises one alert. Default: 60.')
     group.add_argument(
         '--min_count', type=int, default=1,
         help='A baseline with fewer readings than this never alerts. Default: 1.')
@@ -112,8 +137,19 @@ def validate(options: PipelineOptions) -> AnomalyOptions:
         'window_period', f'must divide --window_size ({opts.window_size} s) exactly')
   if not (math.isfinite(opts.allowed_lateness) and opts.allowed_lateness >= 0):
     raise InvalidOptionError('allowed_lateness', 'must be a number of seconds >= 0')
-  if not (math.isfinite(opts.threshold) and opts.threshold >= 0):
+  if opts.threshold is not None and not (math.isfinite(opts.threshold) and opts.threshold >= 0):
     raise InvalidOptionError('threshold', 'must be a finite number >= 0')
+  if opts.trailing_windows < 1:
+    raise InvalidOptionError('trailing_windows', 'must be >= 1')
+  season_ms = round(opts.season * 1000)
+  if not (math.isfinite(opts.season) and opts.season >= 0):
+    raise InvalidOptionError('season', 'must be a number of seconds >= 0')
+  if season_ms and (season_ms % period_ms or season_ms < size_ms):
+    raise InvalidOptionError(
+        'season', 'must be a multiple of --window_period and at least --window_size')
+  _positive(opts, 'score_half_life')
+  if not (math.isfinite(opts.alert_hold) and opts.alert_hold >= 0):
+    raise InvalidOptionError('alert_hold', 'must be a number of seconds >= 0')
   if opts.min_count < 1:
     raise InvalidOptionError('min_count', 'must be >= 1')
   if not (math.isfinite(opts.min_stddev) and opts.min_stddev > 0):

@@ -6,13 +6,22 @@ import sys
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.build import make_rule
 from pipeline.options import AnomalyOptions, InvalidOptionError, validate
 
 
-def test_defaults_match_the_original_job():
+def test_defaults_keep_the_original_windows_with_the_likelihood_rule():
   opts = validate(PipelineOptions([]))
   assert (opts.window_size, opts.window_period) == (10.0, 5.0)
-  assert (opts.rule, opts.threshold, opts.baseline) == ('absolute', 50.0, 'trailing')
+  assert (opts.rule, opts.threshold, opts.baseline) == ('likelihood', None, 'trailing')
+  assert (opts.trailing_windows, opts.season) == (1, 0.0)
+  assert make_rule(opts).threshold == 0.55  # the likelihood rule's default threshold
+
+
+def test_the_original_rule_is_two_options_away():
+  rule = make_rule(PipelineOptions(['--rule=absolute', '--threshold=50']))
+  assert (rule.name, rule.threshold, rule.is_stateful) == ('absolute', 50.0, False)
+  assert make_rule(PipelineOptions(['--rule=absolute'])).threshold == 50.0
 
 
 @pytest.mark.parametrize('args, option', [
@@ -25,6 +34,12 @@ def test_defaults_match_the_original_job():
     (['--min_count=0'], 'min_count'),
     (['--min_stddev=0'], 'min_stddev'),
     (['--max_record_bytes=0'], 'max_record_bytes'),
+    (['--trailing_windows=0'], 'trailing_windows'),
+    (['--season=-1'], 'season'),
+    (['--season=12'], 'season'),  # not a multiple of the 5 s period
+    (['--season=5'], 'season'),  # shorter than the 10 s window
+    (['--score_half_life=0'], 'score_half_life'),
+    (['--alert_hold=-1'], 'alert_hold'),
     (['--min_event_time=yesterday'], 'min_event_time'),
     (['--min_event_time=2030-01-01T00:00:00Z', '--max_event_time=2020-01-01T00:00:00Z'], 'max_event_time'),
 ])

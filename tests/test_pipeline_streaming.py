@@ -1,14 +1,27 @@
 """build_pipeline end to end on the DirectRunner in streaming mode, driven by TestStream.
 
-Defaults unless a test says otherwise: window_size 10 s, window_period 5 s,
-absolute rule, threshold 50, trailing baseline. Times are seconds after T0.
+Unless a test says otherwise: window_size 10 s, window_period 5 s, trailing
+baseline, and the original job's rule (absolute, threshold 50), given
+explicitly since the default rule is now likelihood (tests/test_detectors.py).
+Times are seconds after T0.
 """
 
 import pytest
 
 from transforms.records import RawRecord
-from tests.streaming import T0, csv_record, json_record, project, run_batch, run_stream
+from tests import streaming
+from tests.streaming import T0, csv_record, json_record, project
 from transforms.records import iso_ms
+
+ORIGINAL_RULE = ['--rule=absolute', '--threshold=50']
+
+
+def run_stream(events, args=()):
+  return streaming.run_stream(events, ORIGINAL_RULE + list(args))
+
+
+def run_batch(records, args=()):
+  return streaming.run_batch(records, ORIGINAL_RULE + list(args))
 
 
 def iso(t_s):

@@ -6,9 +6,15 @@ closes at e; for a reading in slot [s, s + period):
   containing baseline = the window ending at s + period (includes the reading;
                         the original Java job's numbers)
 
-The side input holds ONE element per slot: a dict {sensor_id: stats} of every
-sensor's window statistics. It is made by a CombineGlobally over all sensors
-in a FixedWindows(period) window with the default trigger and no allowed
+With `trailing_windows` k > 1 the trailing baseline is the k consecutive
+windows ending at s, s - size, ... merged (k x size of history, from one
+window scale), and with a `season` a second baseline is added: the window
+centred on the same slot one season earlier (see BaselineShape).
+
+The side input holds ONE element per slot: a dict {sensor_id: SensorBaseline}
+of every sensor's baselines. Each window's statistics are first copied to the
+slots they judge; the dict is made by a CombineGlobally over all sensors in a
+FixedWindows(period) window with the default trigger and no allowed
 lateness, so it fires exactly once, when the watermark has passed the end of
 the statistics window, i.e. after every sensor's statistics for that window
 have been combined. A runner that releases a main-input element as soon as
@@ -18,14 +24,17 @@ complete dict. Late statistics updates still reach the 'window_stats' output
 but do not change a baseline that readings may already have been judged by.
 """
 
-from typing import Any, Dict, NamedTuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
 
+from transforms.parse import METRICS_NAMESPACE
 from transforms.records import iso_ms
-from transforms.stats import WindowStats, WindowStatsFn
+from transforms.stats import WindowStats, WindowStatsFn, merge_window_stats
 
 TRAILING = 'trailing'
 CONTAINING = 'containing'
@@ -61,9 +70,20 @@ def _window_ms(win) -> tuple:
 
 
 class _AttachWindowFn(beam.DoFn):
+  """Adds the window to a sensor's statistics; drops (and counts) empty panes.
+
+  An empty pane carries no statistics (its mean is NaN); it was seen on the portable
+  Flink runner for a sliding window that had no readings of the sensor.
+  """
+
+  def __init__(self):
+    self._empty = Metrics.counter(METRICS_NAMESPACE, 'empty_window_panes')
 
   def process(self, kv, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
     sensor_id, stats = kv
+    if stats.count == 0:
+      self._empty.inc()
+      return
     start_ms, end_ms = _window_ms(win)
     timing = {0: 'EARLY', 1: 'ON_TIME', 2: 'LATE'}.get(pane.timing, 'UNKNOWN')
     yield SensorWindowStats(sensor_id, start_ms, end_ms, stats, timing)
@@ -91,35 +111,126 @@ class SlidingWindowStats(beam.PTransform):
         | 'AttachWindow' >> beam.ParDo(_AttachWindowFn()))
 
 
-class _ToDictFn(beam.CombineFn):
-  """All sensors' stats of one window -> {sensor_id: SensorWindowStats}."""
+TRAILING_ROLE = 'trailing'
+SEASONAL_ROLE = 'seasonal'
+
+
+class BaselineShape(NamedTuple):
+  """Which sliding windows judge a slot, all in milliseconds.
+
+  A slot is judged at its release time R: its start (trailing baseline) or its
+  end (containing baseline). Its baselines are the `trailing_windows`
+  consecutive windows ending at R, R - size, ... (together the last
+  trailing_windows x size of history before R), and, with a season, the window
+  centred on R - season: [R - season + half - size, R - season + half), half
+  being size / 2 rounded down to whole periods.
+  """
+  size_ms: int
+  period_ms: int
+  baseline: str = TRAILING
+  trailing_windows: int = 1
+  season_ms: int = 0
+
+  @property
+  def half_ms(self) -> int:
+    return (self.size_ms // 2 // self.period_ms) * self.period_ms
+
+  def release_ms(self, slot_start_ms: int) -> int:
+    return slot_start_ms if self.baseline == TRAILING else slot_start_ms + self.period_ms
+
+  def roles_of_window(self, end_ms: int):
+    """(role, release time R of the slot it judges) for the window ending at end_ms."""
+    for j in range(self.trailing_windows):
+      yield (TRAILING_ROLE, j), end_ms + j * self.size_ms
+    if self.season_ms:
+      yield (SEASONAL_ROLE, 0), end_ms + self.season_ms - self.half_ms
+
+  def trailing_range_ms(self, release_ms: int) -> Tuple[int, int]:
+    return release_ms - self.trailing_windows * self.size_ms, release_ms
+
+  def seasonal_range_ms(self, release_ms: int) -> Tuple[int, int]:
+    end = release_ms - self.season_ms + self.half_ms
+    return end - self.size_ms, end
+
+
+class SensorBaseline(NamedTuple):
+  """What one sensor's readings in one slot are judged against."""
+  sensor_id: str
+  trailing: Tuple[SensorWindowStats, ...]  # windows before the slot that had readings, oldest first
+  seasonal: Optional[SensorWindowStats] = None
+
+  @property
+  def stats(self) -> Optional[WindowStats]:
+    """The trailing windows' statistics merged (None without any)."""
+    if len(self.trailing) == 1:
+      return self.trailing[0].stats
+    return merge_window_stats(w.stats for w in self.trailing) if self.trailing else None
+
+  @property
+  def seasonal_stats(self) -> Optional[WindowStats]:
+    return self.seasonal.stats if self.seasonal else None
+
+  @property
+  def start_ms(self) -> int:
+    return self.trailing[0].start_ms
+
+  @property
+  def end_ms(self) -> int:
+    return self.trailing[-1].end_ms
+
+
+class _ToReleaseSlotsFn(beam.DoFn):
+  """Copies a window's statistics to the slot of every baseline it is part of.
+
+  Each copy is timestamped just before the release time R of the slot it
+  judges (never earlier than the window's own end), so FixedWindows(period)
+  gathers into [R - period, R) all the statistics that one slot needs.
+  """
+
+  def __init__(self, shape: BaselineShape):
+    self._shape = shape
+
+  def process(self, stats: SensorWindowStats):
+    for role, release_ms in self._shape.roles_of_window(stats.end_ms):
+      yield TimestampedValue((role, stats), Timestamp(micros=release_ms * 1000 - 1))
+
+
+class _ToBaselinesFn(beam.CombineFn):
+  """(role, SensorWindowStats) of one release slot -> {sensor_id: SensorBaseline}."""
 
   def create_accumulator(self):
     return {}
 
   def add_input(self, acc, item):
-    acc[item.sensor_id] = item
+    role, stats = item
+    acc.setdefault(stats.sensor_id, {})[role] = stats
     return acc
 
   def merge_accumulators(self, accumulators):
     merged = {}
     for acc in accumulators:
-      merged.update(acc)
+      for sensor_id, roles in acc.items():
+        merged.setdefault(sensor_id, {}).update(roles)
     return merged
 
   def extract_output(self, acc):
-    return acc
+    out = {}
+    for sensor_id, roles in acc.items():
+      trailing = tuple(sorted(
+          (s for (kind, _), s in roles.items() if kind == TRAILING_ROLE), key=lambda s: s.end_ms))
+      out[sensor_id] = SensorBaseline(sensor_id, trailing, roles.get((SEASONAL_ROLE, 0)))
+    return out
 
 
 class _ToJudgedSlotFn(beam.DoFn):
-  """Places a window's baseline dict in the slot whose readings it judges."""
+  """Places a release slot's baselines in the slot whose readings they judge."""
 
   def __init__(self, baseline: str):
     self._baseline = baseline
 
   def process(self, baselines, win=beam.DoFn.WindowParam):
-    # `win` is [end - period, end) for the statistics window ending at `end`:
-    # the containing baseline of that slot, the trailing baseline of the next.
+    # `win` is [R - period, R): R is the start of the judged slot for the
+    # trailing baseline, its end for the containing one.
     if self._baseline == TRAILING:
       yield TimestampedValue(baselines, win.end)
     else:
@@ -127,26 +238,25 @@ class _ToJudgedSlotFn(beam.DoFn):
 
 
 class BaselinesPerSlot(beam.PTransform):
-  """SensorWindowStats -> one {sensor_id: stats} dict per slot, windowed FixedWindows(period)."""
+  """SensorWindowStats -> one {sensor_id: SensorBaseline} dict per slot, windowed FixedWindows(period)."""
 
-  def __init__(self, baseline: str, period_s: float, allowed_lateness_s: float):
+  def __init__(self, shape: BaselineShape, allowed_lateness_s: float):
     super().__init__()
-    if baseline not in BASELINES:
+    if shape.baseline not in BASELINES:
       raise ValueError(f'baseline must be one of {BASELINES}')
-    self._baseline = baseline
-    self._period_s = period_s
+    self._shape = shape
     self._lateness_s = allowed_lateness_s
 
   def expand(self, window_stats):
+    period_s = self._shape.period_ms / 1000.0
     return (
         window_stats
         | 'OnTimeOnly' >> beam.Filter(lambda s: s.pane != 'LATE')
-        # Statistics carry their window's max timestamp (end - 1 us), so this
-        # puts the window ending at e into [e - period, e).
-        | 'WindowEndSlots' >> beam.WindowInto(window.FixedWindows(self._period_s))
-        | 'AllSensorsOfWindow' >> beam.CombineGlobally(_ToDictFn()).without_defaults()
-        | 'ToJudgedSlot' >> beam.ParDo(_ToJudgedSlotFn(self._baseline))
+        | 'ToReleaseSlots' >> beam.ParDo(_ToReleaseSlotsFn(self._shape))
+        | 'ReleaseSlots' >> beam.WindowInto(window.FixedWindows(period_s))
+        | 'AllSensorsOfSlot' >> beam.CombineGlobally(_ToBaselinesFn()).without_defaults()
+        | 'ToJudgedSlot' >> beam.ParDo(_ToJudgedSlotFn(self._shape.baseline))
         # Kept (not garbage-collected) as long as late readings may still need it.
         | 'JudgedSlots' >> beam.WindowInto(
-            window.FixedWindows(self._period_s),
+            window.FixedWindows(period_s),
             allowed_lateness=self._lateness_s))

@@ -4,13 +4,16 @@
                                  └─ on time ─┬─ SlidingWindowStats ─┬───────────> window_stats
                                              │                      └ BaselinesPerSlot ┐ (side input)
                                              └─ FixedWindows(period) ─ Judge <─────────┘ ──> alerts
+                                                 (likelihood rule: Judge ─ GlobalWindows ─ ScorePerSensor ──> alerts)
 """
+
+from typing import Any, Tuple
 
 import apache_beam as beam
 from apache_beam.transforms import window
 
-from transforms.baseline import BaselinesPerSlot, SlidingWindowStats
-from transforms.judge import JudgeReadingsFn
+from transforms.baseline import BaselineShape, BaselinesPerSlot, SlidingWindowStats
+from transforms.judge import JudgeReadingsFn, ScoreReadingsFn
 from transforms.late_gate import GateLateReadings
 from transforms.rules import Rule
 
@@ -18,16 +21,15 @@ from transforms.rules import Rule
 class DetectAnomalies(beam.PTransform):
   """Readings (timestamped at event time) -> {'alerts', 'window_stats', 'late'}."""
 
-  def __init__(self, rule: Rule, window_size_s: float, window_period_s: float,
-               allowed_lateness_s: float, baseline: str):
+  def __init__(self, rule: Rule, shape: BaselineShape, allowed_lateness_s: float):
     super().__init__()
     self._rule = rule
-    self._size_s = window_size_s
-    self._period_s = window_period_s
+    self._shape = shape
+    self._size_s = shape.size_ms / 1000.0
+    self._period_s = shape.period_ms / 1000.0
     self._lateness_s = allowed_lateness_s
     # The gate's clock can lag the watermark by about one period (see late_gate).
-    self._window_lateness_s = allowed_lateness_s + window_period_s
-    self._baseline = baseline
+    self._window_lateness_s = allowed_lateness_s + self._period_s
 
   def expand(self, readings):
     gated = readings | 'GateLateReadings' >> GateLateReadings(
@@ -37,8 +39,8 @@ class DetectAnomalies(beam.PTransform):
     window_stats = on_time | 'SlidingWindowStats' >> SlidingWindowStats(
         self._size_s, self._period_s, self._window_lateness_s)
     baselines = window_stats | 'BaselinesPerSlot' >> BaselinesPerSlot(
-        self._baseline, self._period_s, self._window_lateness_s)
-    alerts = (
+        self._shape, self._window_lateness_s)
+    judged = (
         on_time
         | 'Slots' >> beam.WindowInto(
             window.FixedWindows(self._period_s),
@@ -46,4 +48,11 @@ class DetectAnomalies(beam.PTransform):
         | 'Judge' >> beam.ParDo(
             JudgeReadingsFn(self._rule),
             baselines=beam.pvalue.AsSingleton(baselines, default_value={})))
+    alerts = judged
+    if self._rule.is_stateful:
+      alerts = (
+          judged
+          | 'SensorHistory' >> beam.WindowInto(window.GlobalWindows())
+          | 'ScorePerSensor' >> beam.ParDo(ScoreReadingsFn(self._rule))
+          .with_input_types(Tuple[str, Any]))
     return {'alerts': alerts, 'window_stats': window_stats, 'late': gated['late']}

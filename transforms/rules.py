@@ -2,6 +2,9 @@
 
 Every rule yields a `score` that is compared with the threshold, so an alert
 always says by how much it crossed the line:
+  likelihood: score in [0, 1] from the deviation against the trailing and
+              seasonal baselines, post-processed per sensor in event-time
+              order (transforms/detectors.py); the default
   absolute: score = |value - mean|                       (the original job: > 50)
   relative: score = |value - mean| / |mean|
   zscore:   score = |value - mean| / max(stddev, min_stddev)
@@ -10,9 +13,12 @@ always says by how much it crossed the line:
 import math
 from typing import NamedTuple, Optional
 
+from transforms.detectors import LikelihoodScorer, deviation
 from transforms.stats import WindowStats
 
-RULES = ('absolute', 'relative', 'zscore')
+LIKELIHOOD = 'likelihood'
+RULES = (LIKELIHOOD, 'absolute', 'relative', 'zscore')
+DEFAULT_THRESHOLDS = {LIKELIHOOD: 0.55, 'absolute': 50.0, 'relative': 0.5, 'zscore': 3.0}
 
 
 class Verdict(NamedTuple):
@@ -24,17 +30,35 @@ class Verdict(NamedTuple):
 class Rule:
   """A configured rule; `judge` is pure so it is tested at and around each threshold."""
 
-  def __init__(self, name: str, threshold: float, min_count: int = 1,
-               min_stddev: float = 1e-6):
+  def __init__(self, name: str, threshold: Optional[float] = None, min_count: int = 1,
+               min_stddev: float = 1e-6, half_life_s: float = 3600.0, hold_s: float = 60.0):
     if name not in RULES:
       raise ValueError(f'rule must be one of {RULES}, got {name!r}')
     self.name = name
-    self.threshold = threshold
+    self.threshold = DEFAULT_THRESHOLDS[name] if threshold is None else threshold
     self.min_count = min_count
     self.min_stddev = min_stddev
+    self.half_life_s = half_life_s  # likelihood only
+    self.hold_s = hold_s  # likelihood only
+
+  @property
+  def is_stateful(self) -> bool:
+    """Whether scores need the sensor's history (a per-sensor step after the judge)."""
+    return self.name == LIKELIHOOD
+
+  def scorer(self) -> LikelihoodScorer:
+    return LikelihoodScorer(self.half_life_s, self.hold_s)
+
+  def deviation(self, value: float, trailing: Optional[WindowStats],
+                seasonal: Optional[WindowStats]) -> float:
+    """likelihood: standard deviations from the nearer baseline; a trailing
+    baseline with fewer than min_count readings is not used."""
+    if trailing is not None and trailing.count < self.min_count:
+      trailing = None
+    return deviation(value, trailing, seasonal, self.min_stddev)
 
   def judge(self, value: float, baseline: WindowStats) -> Optional[Verdict]:
-    """None when the baseline has fewer than min_count readings (never alerts)."""
+    """absolute, relative, zscore; None when the baseline has fewer than min_count readings."""
     if baseline.count < self.min_count:
       return None
     deviation = abs(value - baseline.mean)

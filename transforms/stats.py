@@ -72,3 +72,16 @@ class WindowStatsFn(beam.CombineFn):
       return WindowStats(0, math.nan, math.nan, math.nan, math.nan)
     variance = acc.m2 / (acc.count - 1) if acc.count > 1 else 0.0
     return WindowStats(acc.count, acc.mean, max(variance, 0.0), acc.min, acc.max)
+
+
+def to_accumulator(stats: WindowStats) -> StatsAccumulator:
+  if stats.count == 0:
+    return EMPTY
+  return StatsAccumulator(stats.count, stats.mean, stats.variance * (stats.count - 1),
+                          stats.min, stats.max)
+
+
+def merge_window_stats(parts: Iterable[WindowStats]) -> WindowStats:
+  """Statistics of the union of disjoint windows (Chan's merge), e.g. consecutive windows."""
+  fn = WindowStatsFn()
+  return fn.extract_output(fn.merge_accumulators(to_accumulator(s) for s in parts))
