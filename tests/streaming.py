@@ -1,7 +1,7 @@
 """Helpers to drive build_pipeline with TestStream and read its outputs and counters."""
 
 import json
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -11,6 +11,8 @@ from apache_beam.testing.test_stream import TestStream
 from pipeline.build import OUTPUTS, build_pipeline
 from transforms.encode import to_json_dict
 from transforms.records import RawRecord
+
+Attach = Callable[[Dict[str, beam.PCollection], PipelineOptions], object]
 
 T0 = 1_700_000_000_000  # ms; a multiple of every window size and period used in tests
 
@@ -44,13 +46,15 @@ class _Collect(beam.DoFn):
 _SINKS: Dict[str, list] = {}
 
 
-def run_stream(events: Sequence[Tuple[str, object]], args: List[str] = ()) -> Tuple[Dict[str, list], Dict[str, int]]:
+def run_stream(events: Sequence[Tuple[str, object]], args: List[str] = (),
+               attach: Optional[Attach] = None) -> Tuple[Dict[str, list], Dict[str, int]]:
   """events: ('add', [RawRecord]) or ('watermark', seconds after T0).
 
   Runs build_pipeline in streaming mode on the DirectRunner; returns
   ({output: [json dicts]}, {counter name: value}). Ends at watermark +inf.
   The streaming DirectRunner loses the counters of DoFns that waited for a
   side input (Beam 2.70): use run_batch to check those counters.
+  attach(outputs, options), if given, adds more sinks (e.g. the archive).
   """
   stream = TestStream()
   for kind, payload in events:
@@ -63,7 +67,7 @@ def run_stream(events: Sequence[Tuple[str, object]], args: List[str] = ()) -> Tu
       raise ValueError(kind)
   stream = stream.advance_watermark_to_infinity()
 
-  return _run(lambda p: p | stream, args, streaming=True)
+  return _run(lambda p: p | stream, args, streaming=True, attach=attach)
 
 
 def run_batch(records: Sequence[RawRecord], args: List[str] = ()):
@@ -74,7 +78,7 @@ def run_batch(records: Sequence[RawRecord], args: List[str] = ()):
   return _run(source, args, streaming=False)
 
 
-def _run(source, args, streaming):
+def _run(source, args, streaming, attach=None):
   options = PipelineOptions(list(args))
   options.view_as(StandardOptions).streaming = streaming
   prefix = f'run{len(_SINKS)}'
@@ -82,6 +86,8 @@ def _run(source, args, streaming):
     _SINKS[f'{prefix}_{name}'] = []
   p = beam.Pipeline(options=options)
   outputs = build_pipeline(source(p), options)
+  if attach:
+    attach(outputs, options)
   for name in OUTPUTS:
     _ = outputs[name] | f'Collect_{name}' >> beam.ParDo(_Collect(f'{prefix}_{name}'))
   result = p.run()
