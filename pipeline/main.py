@@ -1,6 +1,12 @@
-"""Entry point: `python -m pipeline --input_file=readings.jsonl --output_dir=out/`.
+"""Entry point of the job.
 
-run(argv) parses and validates options (failing fast, naming the option),
+  python -m pipeline [Beam/Flink options] [anomaly options] [kafka options]
+      reads --readings_topic from Kafka and writes alerts, window statistics, dead letters
+      and late readings to their topics (pipeline/kafka_io.py);
+  python -m pipeline --input_file=readings.jsonl --output_dir=out/
+      replays recorded records from files into JSON-lines files instead.
+
+run(argv) parses and validates every option first (failing fast, naming the option),
 then wires a source, build_pipeline and the sinks.
 """
 
@@ -11,10 +17,13 @@ import sys
 from typing import List, Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineResult
 
+from pipeline.archive import archive_outputs, validate_archive
 from pipeline.build import OUTPUTS, build_pipeline
 from pipeline.file_io import ReadRawRecordsFromFiles, WriteJsonLines
+from pipeline.kafka_io import ReadSensorRecords, validate_kafka, write_outputs
 from pipeline.options import InvalidOptionError, validate
 
 logger = logging.getLogger(__name__)
@@ -27,19 +36,40 @@ def _io_args(argv):
   return parser.parse_known_args(argv)
 
 
-def run(argv: Optional[List[str]] = None) -> None:
-  io_args, beam_args = _io_args(argv if argv is not None else sys.argv[1:])
+def make_pipeline(argv: List[str]) -> beam.Pipeline:
+  """Validates the options and returns the wired (not yet running) pipeline."""
+  io_args, beam_args = _io_args(argv)
   options = PipelineOptions(beam_args)
   validate(options)
-  if not io_args.input_file:
-    raise InvalidOptionError('input_file', 'is required (the Kafka source comes with runners/)')
-  if not io_args.output_dir:
-    raise InvalidOptionError('output_dir', 'is required')
-  with beam.Pipeline(options=options) as p:
+  validate_archive(options)
+  if io_args.input_file:
+    if not io_args.output_dir:
+      raise InvalidOptionError('output_dir', 'is required with --input_file')
+    p = beam.Pipeline(options=options)
     records = p | 'ReadRecords' >> ReadRawRecordsFromFiles(io_args.input_file)
     outputs = build_pipeline(records, options)
     for name in OUTPUTS:
       outputs[name] | f'Write_{name}' >> WriteJsonLines(os.path.join(io_args.output_dir, name, 'part'))
+    archive_outputs(outputs, options)
+    return p
+  if io_args.output_dir:
+    raise InvalidOptionError('output_dir', 'only applies with --input_file; Kafka mode writes topics')
+  kafka = validate_kafka(options)
+  if kafka.max_num_records is None:
+    options.view_as(StandardOptions).streaming = True
+  p = beam.Pipeline(options=options)
+  records = p | 'ReadSensorRecords' >> ReadSensorRecords(kafka)
+  write_outputs(build_pipeline(records, options), kafka)
+  return p
+
+
+def run(argv: Optional[List[str]] = None, wait: bool = True) -> PipelineResult:
+  """Builds and starts the job; waits for it to end unless wait=False."""
+  p = make_pipeline(argv if argv is not None else sys.argv[1:])
+  result = p.run()
+  if wait:
+    result.wait_until_finish()
+  return result
 
 
 def main() -> None:

@@ -7,12 +7,13 @@ pipeline's options can agree on them:
   TOPIC_ALERTS         (default anomaly-alerts)   OUTPUT_PARTITIONS   (default 1, the others)
   TOPIC_WINDOW_STATS   (default window-stats)
   TOPIC_DEAD_LETTERS   (default dead-letters)
+  TOPIC_LATE           (default late-readings)
 
 Usage:
   python runners/kafka_topics.py [--bootstrap 127.0.0.1:9092] create [NAME[:PARTITIONS] ...]
   python runners/kafka_topics.py ping | list | delete NAME ...
 
-`create` without names creates the four project topics; existing topics are left as they are.
+`create` without names creates the five project topics; existing topics are left as they are.
 """
 
 import argparse
@@ -35,6 +36,7 @@ def project_topics() -> Dict[str, int]:
       os.environ.get('TOPIC_ALERTS', 'anomaly-alerts'): others,
       os.environ.get('TOPIC_WINDOW_STATS', 'window-stats'): others,
       os.environ.get('TOPIC_DEAD_LETTERS', 'dead-letters'): others,
+      os.environ.get('TOPIC_LATE', 'late-readings'): others,
   }
 
 

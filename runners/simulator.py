@@ -15,7 +15,7 @@ import json
 import math
 import random
 import time
-from typing import Iterator, NamedTuple, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
 from transforms.judge import alert_id
 from transforms.records import Reading
@@ -124,6 +124,35 @@ def truth_line(record: Record) -> Optional[str]:
                      'value': record.value, 'alert_id': alert_id(reading)})
 
 
+def produce(producer, topic: str, records: Iterator[Record], pace: bool = True,
+            truth=None, partitions: Optional[int] = None,
+            on_record: Optional[Callable[[Record], None]] = None) -> int:
+  """Sends records (paced to their event time unless pace=False); returns how many.
+
+  partitions: when given, a sensor's records go to partition (sensor index % partitions)
+  instead of the key's hash, so tests can leave chosen partitions idle.
+  """
+  produced = 0
+  for record in records:
+    if pace:
+      delay = record.ts_ms / 1000.0 - time.time()
+      if delay > 0:
+        time.sleep(delay)
+    partition = None
+    if partitions:  # malformed records (no sensor) go to partition 0
+      partition = int(record.sensor_id.rsplit('-', 1)[1]) % partitions if record.sensor_id else 0
+    producer.send(topic, key=record.key or None, value=record.payload,
+                  timestamp_ms=record.ts_ms, partition=partition)
+    produced += 1
+    line = truth_line(record)
+    if truth and line:
+      truth.write(line + '\n')
+    if on_record:
+      on_record(record)
+  producer.flush()
+  return produced
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--bootstrap', default='127.0.0.1:9092')
@@ -135,6 +164,10 @@ def main(argv=None):
   parser.add_argument('--duration', type=float, default=60.0, help='seconds (default 60)')
   parser.add_argument('--anomalies', type=int, help='injected anomalies (default 1 per 500 readings)')
   parser.add_argument('--malformed', type=int, help='malformed records (default 1 per 200 readings)')
+  parser.add_argument('--start_ms', type=int, help='event time of the first reading, epoch ms (default now)')
+  parser.add_argument('--shift_settle', type=float, default=15.0,
+                      help='seconds after a level shift whose alerts are expected (default 15 = '
+                      'window size + period of the default job)')
   parser.add_argument('--truth', help='write the ground truth here (JSON lines)')
   parser.add_argument('--seed', type=int, default=1)
   parser.add_argument('--no-pacing', action='store_true', help='produce as fast as possible')
@@ -145,23 +178,17 @@ def main(argv=None):
 
   from kafka import KafkaProducer
   producer = KafkaProducer(bootstrap_servers=args.bootstrap, linger_ms=20, acks='all')
-  truth = open(args.truth, 'w') if args.truth else None
   start = time.time()
-  produced = 0
-  for record in generate(args.sensors, total, args.rate, int(start * 1000), anomalies,
-                         malformed, args.seed, args.format):
-    if not args.no_pacing:
-      delay = record.ts_ms / 1000.0 - time.time()
-      if delay > 0:
-        time.sleep(delay)
-    producer.send(args.topic, key=record.key or None, value=record.payload, timestamp_ms=record.ts_ms)
-    produced += 1
-    line = truth_line(record)
-    if truth and line:
-      truth.write(line + '\n')
-  producer.flush()
-  if truth:
-    truth.close()
+  start_ms = args.start_ms if args.start_ms is not None else int(start * 1000)
+  records = generate(args.sensors, total, args.rate, start_ms, anomalies, malformed,
+                     args.seed, args.format, shift_settle_s=args.shift_settle)
+  truth = open(args.truth, 'w', encoding='utf-8') if args.truth else None
+  try:
+    produced = produce(producer, args.topic, records, pace=not args.no_pacing, truth=truth)
+  finally:
+    if truth:
+      truth.close()
+    producer.close()
   print(f'simulator: produced {produced} records ({total} readings, {anomalies} anomalies, '
         f'{malformed} malformed) in {time.time() - start:.1f} s')
 

@@ -1,6 +1,7 @@
 """JSON encoding of every output, shared by all sinks (files, Kafka, ...)."""
 
 import json
+import math
 from typing import Any, Dict
 
 from transforms.baseline import SensorWindowStats
@@ -23,9 +24,20 @@ def to_json_dict(element) -> Dict[str, Any]:
   raise TypeError(f'no JSON encoding for {type(element).__name__}')
 
 
+def _finite(value):
+  """NaN and infinities become null: they are not JSON, and consumers must not choke."""
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {k: _finite(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_finite(v) for v in value]
+  return value
+
+
 def to_json_line(element) -> str:
-  # allow_nan=False: NaN/inf would make invalid JSON for consumers.
-  return json.dumps(to_json_dict(element), sort_keys=True, allow_nan=False)
+  # allow_nan=False guards the rule above: NaN/inf would make invalid JSON.
+  return json.dumps(_finite(to_json_dict(element)), sort_keys=True, allow_nan=False)
 
 
 def sensor_key(element) -> bytes:

@@ -1,0 +1,49 @@
+package org.apache.beam.sdk.io.kafka;
+
+import java.util.Collections;
+import java.util.Map;
+import local.anomaly.kafka.IdleAwareCreateTimePolicy;
+import org.apache.beam.sdk.expansion.ExternalTransformRegistrar;
+import org.apache.beam.sdk.transforms.ExternalTransformBuilder;
+import org.apache.beam.sdk.transforms.PTransform;
+import org.apache.beam.sdk.values.PBegin;
+import org.apache.beam.sdk.values.PCollection;
+import org.apache.beam.sdk.values.Row;
+import org.joda.time.Duration;
+
+/**
+ * A cross-language KafkaIO read with metadata whose event time is the record timestamp and
+ * whose watermark an idle partition cannot stall ({@link IdleAwareCreateTimePolicy}).
+ *
+ * <p>It takes the same configuration as Beam's {@code kafka_read_with_metadata} (Python's
+ * ReadFromKafka payload) and yields the same rows; only the timestamp policy differs. It lives
+ * in KafkaIO's package because the builder that turns that configuration into a read is
+ * package-private.
+ */
+public class EventTimeKafkaRead implements ExternalTransformRegistrar {
+
+  public static final String URN = "beam:transform:local.anomaly:kafka_read_event_time:v1";
+
+  /** How far behind the broker's latest offset check an idle partition's watermark stays. */
+  static final Duration IDLE_DELAY = Duration.standardSeconds(2);
+
+  @Override
+  public Map<String, Class<? extends ExternalTransformBuilder<?, ?, ?>>> knownBuilders() {
+    return Collections.singletonMap(URN, Builder.class);
+  }
+
+  /** Builds the read from the configuration Python sends. */
+  public static class Builder
+      implements ExternalTransformBuilder<
+          KafkaIO.Read.External.Configuration, PBegin, PCollection<Row>> {
+
+    @Override
+    public PTransform<PBegin, PCollection<Row>> buildExternal(
+        KafkaIO.Read.External.Configuration configuration) {
+      KafkaIO.Read.Builder<byte[], byte[]> builder = KafkaIO.<byte[], byte[]>read().toBuilder();
+      KafkaIO.Read.Builder.setupExternalBuilder(builder, configuration);
+      builder.setTimestampPolicyFactory(IdleAwareCreateTimePolicy.factory(IDLE_DELAY));
+      return builder.build().externalWithMetadata();
+    }
+  }
+}

@@ -1,0 +1,108 @@
+"""End to end on real Kafka and Flink: the job's topics hold exactly what they must.
+
+10 sensors x 2,000 readings (100 readings/s of event time, so 200 s), 20 injected
+anomalies and 50 malformed records, pre-loaded into a readings topic of 5 partitions of
+which partition 4 gets nothing: an idle partition must not hold the watermark back.
+Expected alerts come from tests/oracle.py, a naive re-implementation of the rule.
+"""
+
+import time
+from collections import Counter
+
+import pytest
+
+from runners.simulator import generate
+from tests.e2e_job import (JobRun, dead_letter_signature, flink_job, flink_user_counters,
+                           readings_of)
+from tests.oracle import expected_alert_ids
+from tests.services import Services
+from transforms.records import iso_ms
+
+pytestmark = pytest.mark.e2e
+
+SENSORS, PER_SENSOR, ANOMALIES, MALFORMED = 10, 2000, 20, 50
+RATE = 100.0  # readings/s of event time, all sensors
+
+
+@pytest.fixture(scope='module')
+def services():
+  started = Services()
+  try:
+    for script in ('kafka.sh', 'expansion_service.sh'):
+      started.ensure(script)
+    yield started
+  finally:
+    started.stop_started()
+
+
+@pytest.fixture(scope='module')
+def cluster(services):
+  services.ensure('flink_cluster.sh')
+
+
+def scenario():
+  total = SENSORS * PER_SENSOR
+  # Event times end 60 s ago, so every record is in the past of the watermark's `now`.
+  start_ms = int(time.time() * 1000) - int(total / RATE * 1000) - 60_000
+  start_ms -= start_ms % 5000  # slots and windows start with the data
+  records = list(generate(SENSORS, total, RATE, start_ms, ANOMALIES, MALFORMED, seed=7,
+                          shift_settle_s=15.0))
+  return records
+
+
+def check_run(mode: str) -> None:
+  records = scenario()
+  readings = readings_of(records)
+  expected = expected_alert_ids(readings, 10_000, 5_000, 50.0)
+  injected = [r for r in records if r.kind in ('spike', 'dip', 'level_shift')]
+  malformed = [r for r in records if r.kind == 'malformed']
+  assert len(readings) == SENSORS * PER_SENSOR and len(malformed) == MALFORMED
+  # The oracle sees every injected anomaly (else the scenario, not the job, is wrong).
+  from transforms.judge import alert_id  # pylint: disable=import-outside-toplevel
+  assert {alert_id(r) for r in readings_of(injected)} <= expected
+
+  last_ts = max(r.ts_ms for r in readings)
+  last_window_end = iso_ms(last_ts - last_ts % 5000 + 10_000)
+  job = JobRun(mode, readings_partitions=5)
+  try:
+    job.produce(records, partitions=4)  # partition 4 stays idle
+    job.start()
+    if mode == 'cluster':
+      running = None
+      deadline = time.monotonic() + 120
+      while running is None and time.monotonic() < deadline:
+        running = flink_job(job.job_name)
+        time.sleep(1)
+      assert running and running['state'] == 'RUNNING', f'Flink REST: {running}'
+    job.wait_for_outputs(len(expected), MALFORMED, last_window_end, SENSORS, timeout_s=300)
+
+    alerts = job.read('alerts')
+    ids = Counter(a['alert_id'] for a in alerts)
+    assert set(ids) == expected, (
+        f'missing {sorted(expected - set(ids))[:5]}, unexpected {sorted(set(ids) - expected)[:5]}')
+    assert max(ids.values()) == 1, 'an alert was written twice'
+    assert dead_letter_signature(job.read('dead')) == Counter(
+        (r.payload.hex(), r.reason) for r in malformed)
+    assert job.read('late') == []
+
+    if mode == 'cluster':
+      jid = flink_job(job.job_name)['jid']
+      assert flink_job(job.job_name)['state'] == 'RUNNING'
+      counters = flink_user_counters(jid)
+      assert counters.get('readings') == SENSORS * PER_SENSOR, counters
+      assert counters.get('dead_letters') == MALFORMED, counters
+      assert counters.get('alerts') == len(expected), counters
+      assert counters.get('late_readings', 0) == 0, counters
+      reasons = Counter(r.reason for r in malformed)
+      for reason, count in reasons.items():
+        assert counters.get(f'dead_letter_{reason}') == count, counters
+  finally:
+    job.close()
+
+
+def test_embedded_flink(services):
+  check_run('embedded')
+
+
+def test_cluster_flink(cluster):
+  check_run('cluster')
