@@ -3,6 +3,7 @@
 import setuptools
 
 BEAM_VERSION = '2.70.0'  # the one Beam version of the project: SDK, jars, containers
+DOCKER_SDK = 'docker==7.2.0'
 
 setuptools.setup(
     name='sensor-anomaly',
@@ -16,7 +17,9 @@ setuptools.setup(
         'pyarrow==18.1.0',
     ],
     extras_require={
-        'test': ['pytest==9.2.0'],
+        'test': ['pytest==9.2.0', DOCKER_SDK],  # DOCKER_SDK: tests of runners/container.py
+        'deploy': [DOCKER_SDK],  # python -m runners.container build|push (docs/deploying.md)
+        'dataflow': [f'apache-beam[gcp]=={BEAM_VERSION}'],  # --runner=DataflowRunner
         'report': ['matplotlib==3.10.8'],  # make report: PNG plots of backtest results
     },
 )

@@ -14,8 +14,9 @@ own `ts`, so windows are in the reading's event time.
 """
 
 import configparser
+import os
 import typing
-from typing import Dict, List
+from typing import Dict, List, Mapping
 
 import apache_beam as beam
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
@@ -23,9 +24,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.options import InvalidOptionError
 from transforms.encode import sensor_key, to_json_line
+from transforms.parse import parse_epoch_or_iso_ms
 from transforms.records import RawRecord
 
 EVENT_TIME_POLICY = 'EventTime'
+# ANOMALY_KAFKA_SSL_TRUSTSTORE_LOCATION=... -> ssl.truststore.location=... (see env_config).
+ENV_PREFIX = 'ANOMALY_KAFKA_'
 TIMESTAMP_POLICIES = (EVENT_TIME_POLICY, ReadFromKafka.create_time_policy, 'LogAppendTime',
                       ReadFromKafka.processing_time_policy)
 
@@ -72,6 +76,10 @@ class KafkaOptions(PipelineOptions):
         help='Where to start when the group has no committed offset (auto.offset.reset). '
         'Default: earliest.')
     group.add_argument(
+        '--start_read_time', default=None,
+        help='Read only records from this time on (epoch ms or ISO-8601 with zone), '
+        'ignoring committed offsets. Default: from the committed offsets.')
+    group.add_argument(
         '--timestamp_policy', choices=TIMESTAMP_POLICIES, default=EVENT_TIME_POLICY,
         help='Watermark of the Kafka read. EventTime: record timestamps, and a caught-up '
         'or empty partition advances to now (needs this project\'s expansion service); '
@@ -86,7 +94,8 @@ class KafkaOptions(PipelineOptions):
     group.add_argument(
         '--kafka_config_file', default=None,
         help='Properties file (key=value lines) applied to consumer and producer, for '
-        'security settings that must not appear on a command line. Default: none.')
+        'security settings that must not appear on a command line; variables '
+        f'{ENV_PREFIX}<KEY> override it (docs/deploying.md). Default: none.')
     group.add_argument(
         '--expansion_service', default='localhost:8097',
         help='host:port of the KafkaIO expansion service. Default: localhost:8097.')
@@ -113,9 +122,24 @@ def read_properties_file(path: str) -> Dict[str, str]:
   try:
     with open(path, encoding='utf-8') as handle:
       parser.read_string('[kafka]\n' + handle.read())
+  except configparser.ParsingError as error:
+    # Not str(error): it quotes the offending lines, which may hold a secret. Line numbers
+    # count the '[kafka]' header added above.
+    lines = ', '.join(str(number - 1) for number, _ in error.errors)
+    raise InvalidOptionError(
+        'kafka_config_file', f'cannot read {path}: no key=value on line(s) {lines}') from None
   except (OSError, configparser.Error) as error:
     raise InvalidOptionError('kafka_config_file', f'cannot read {path}: {error}') from None
   return dict(parser['kafka'])
+
+
+def env_config(environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
+  """Kafka client settings from ANOMALY_KAFKA_<KEY> variables, for secrets that must not
+  appear on a command line: the key is lower-cased with '_' as '.', which spells every Kafka
+  client setting (ANOMALY_KAFKA_SASL_JAAS_CONFIG -> sasl.jaas.config)."""
+  return {name[len(ENV_PREFIX):].lower().replace('_', '.'): value
+          for name, value in environ.items()
+          if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX)}
 
 
 def validate_kafka(options: PipelineOptions) -> KafkaOptions:
@@ -124,6 +148,8 @@ def validate_kafka(options: PipelineOptions) -> KafkaOptions:
                *TOPIC_OPTIONS.values()):
     if not (getattr(opts, name) or '').strip():
       raise InvalidOptionError(name, 'must not be empty')
+  if opts.start_read_time is not None:
+    start_read_time_ms(opts)
   if opts.max_num_records is not None and opts.max_num_records < 1:
     raise InvalidOptionError('max_num_records', 'must be >= 1')
   consumer_config(opts)
@@ -131,10 +157,21 @@ def validate_kafka(options: PipelineOptions) -> KafkaOptions:
   return opts
 
 
+def start_read_time_ms(opts: KafkaOptions):
+  if opts.start_read_time is None:
+    return None
+  try:
+    return parse_epoch_or_iso_ms(opts.start_read_time)
+  except ValueError as error:
+    raise InvalidOptionError('start_read_time', f'not epoch ms or ISO-8601 with zone: {error}') from None
+
+
 def _shared_config(opts: KafkaOptions) -> Dict[str, str]:
+  """--bootstrap_servers, then --kafka_config_file, then ANOMALY_KAFKA_* (later wins)."""
   config = {'bootstrap.servers': opts.bootstrap_servers}
   if opts.kafka_config_file:
     config.update(read_properties_file(opts.kafka_config_file))
+  config.update(env_config())
   return config
 
 
@@ -190,6 +227,7 @@ class ReadSensorRecords(beam.PTransform):
             timestamp_policy=(
                 ReadFromKafka.create_time_policy if event_time else opts.timestamp_policy),
             max_num_records=opts.max_num_records,
+            start_read_time=start_read_time_ms(opts),
             expansion_service=opts.expansion_service)
         | 'ToRawRecord' >> beam.Map(row_to_raw_record))
 

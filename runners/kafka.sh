@@ -12,6 +12,11 @@
 # Env:  KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default KAFKA_PORT+1),
 #       KAFKA_HEAP (default 512m), KAFKA_START_TIMEOUT seconds (default 90),
 #       KAFKA_AUTO_CREATE_TOPICS (default false), topic names: see kafka_topics.py.
+#       KAFKA_SSL_PORT (default none): also listen with TLS on 127.0.0.1:KAFKA_SSL_PORT, with
+#       the key and certificate in KAFKA_SSL_KEYSTORE (PKCS12) whose password is
+#       KAFKA_SSL_KEYSTORE_PASSWORD (written to the 0600 server.properties); no client
+#       certificates. The PLAINTEXT listener stays (inter-broker traffic, topic admin).
+# A broker on another KAFKA_PORT is another instance: .local/kafka-<port>, pid kafka-<port>.
 set -euo pipefail
 # shellcheck source=runners/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,23 +25,47 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
-KAFKA_DIR="$LOCAL/kafka"
+KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-}"
+NAME=kafka
+[[ "$KAFKA_PORT" == 9092 ]] || NAME="kafka-$KAFKA_PORT"
+KAFKA_DIR="$LOCAL/$NAME"
 CONF="$KAFKA_DIR/server.properties"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
-NAME=kafka
+
+listeners() { # the listener lines of server.properties: PLAINTEXT, CONTROLLER, SSL if asked
+  local listen="PLAINTEXT://127.0.0.1:$KAFKA_PORT" advertised="PLAINTEXT://127.0.0.1:$KAFKA_PORT"
+  local map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [[ -n "$KAFKA_SSL_PORT" ]]; then
+    listen+=",SSL://127.0.0.1:$KAFKA_SSL_PORT"
+    advertised+=",SSL://127.0.0.1:$KAFKA_SSL_PORT"
+    map+=",SSL:SSL"
+  fi
+  echo "listeners=$listen,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  echo "advertised.listeners=$advertised"
+  echo "listener.security.protocol.map=$map"
+  if [[ -n "$KAFKA_SSL_PORT" ]]; then
+    [[ -r "${KAFKA_SSL_KEYSTORE:-}" && -n "${KAFKA_SSL_KEYSTORE_PASSWORD:-}" ]] \
+      || die "KAFKA_SSL_PORT needs KAFKA_SSL_KEYSTORE (a readable PKCS12 file) and KAFKA_SSL_KEYSTORE_PASSWORD"
+    echo "ssl.keystore.type=PKCS12"
+    echo "ssl.keystore.location=$KAFKA_SSL_KEYSTORE"
+    echo "ssl.keystore.password=$KAFKA_SSL_KEYSTORE_PASSWORD"
+    echo "ssl.client.auth=none"
+  fi
+}
 
 write_config() {
+  local listener_lines
+  listener_lines="$(listeners)" || exit 1
   mkdir -p "$KAFKA_DIR/data"
+  : > "$CONF" && chmod 600 "$CONF"  # it may hold the keystore password
   cat > "$CONF" <<EOF
 # Written by runners/kafka.sh; edits are overwritten at the next start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+$listener_lines
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$KAFKA_DIR/data
 num.partitions=1
 num.network.threads=2
@@ -89,12 +118,13 @@ case "${1:-}" in
     ls "$JARS"/kafka/kafka_2.13-*.jar >/dev/null 2>&1 || "$ROOT/runners/fetch_jars.sh"
     port_free_or_die 127.0.0.1 "$KAFKA_PORT" kafka
     port_free_or_die 127.0.0.1 "$KAFKA_CONTROLLER_PORT" "kafka controller"
+    [[ -z "$KAFKA_SSL_PORT" ]] || port_free_or_die 127.0.0.1 "$KAFKA_SSL_PORT" "kafka TLS"
     write_config
     format_storage
     t0=$SECONDS
     start_daemon "$NAME" "${JAVA_CMD[@]}" kafka.Kafka "$CONF"
     wait_until "$NAME" "$KAFKA_START_TIMEOUT" ready || { stop_daemon "$NAME"; exit 1; }
-    log "ready on $BOOTSTRAP after $((SECONDS - t0)) s (pid $(pid_of "$NAME"), log $LOGS/$NAME.log)"
+    log "ready on $BOOTSTRAP${KAFKA_SSL_PORT:+ (TLS on 127.0.0.1:$KAFKA_SSL_PORT)} after $((SECONDS - t0)) s (pid $(pid_of "$NAME"), log $LOGS/$NAME.log)"
     create_topics
     ;;
   topics)
@@ -114,9 +144,9 @@ case "${1:-}" in
     ;;
   status)
     if pid="$(pid_of "$NAME")"; then
-      echo "kafka running on $BOOTSTRAP (pid $pid)"
+      echo "$NAME running on $BOOTSTRAP (pid $pid)"
     else
-      echo "kafka not running"
+      echo "$NAME not running"
       exit 1
     fi
     ;;

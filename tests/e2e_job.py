@@ -9,6 +9,7 @@ import base64
 import json
 import logging
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
@@ -45,19 +46,18 @@ def flink_job(job_name: str) -> Optional[dict]:
 
 
 def flink_user_counters(jid: str) -> Dict[str, int]:
-  """Beam counters of a Flink job as its REST API shows them (accumulators of the job)."""
-  counters = {}
-  for accumulator in flink_rest(f'/jobs/{jid}/accumulators')['user-task-accumulators']:
-    if accumulator['name'] != '__metricscontainers':
+  """Beam counters of a Flink job as its REST API shows them, summed over operators and
+  subtasks. Flink names each "<subtask>.<operator>.<namespace>_<counter>"."""
+  counters: Dict[str, int] = {}
+  prefix = 'anomaly_'
+  for vertex in flink_rest(f'/jobs/{jid}')['vertices']:
+    base = f"/jobs/{jid}/vertices/{vertex['id']}/metrics"
+    ids = [m['id'] for m in flink_rest(base) if m['id'].rsplit('.', 1)[-1].startswith(prefix)]
+    if not ids:
       continue
-    # One line per metric: "MetricKey{step=..., metricName=anomaly:readings}: 123"
-    for line in accumulator['value'].splitlines():
-      if 'metricName=anomaly:' not in line or 'distribution' in line.lower():
-        continue
-      name = line.split('metricName=anomaly:', 1)[1].split('}', 1)[0]
-      value = line.rsplit(':', 1)[1].strip()
-      if value.isdigit():
-        counters[name] = counters.get(name, 0) + int(value)
+    for metric in flink_rest(base + '?get=' + ','.join(urllib.parse.quote(i) for i in ids)):
+      name = metric['id'].rsplit('.', 1)[-1][len(prefix):]
+      counters[name] = counters.get(name, 0) + int(float(metric['value']))
   return counters
 
 

@@ -15,7 +15,7 @@ from runners.simulator import generate
 from tests.e2e_job import (JobRun, dead_letter_signature, flink_job, flink_user_counters,
                            readings_of)
 from tests.oracle import expected_alert_ids
-from tests.services import Services
+from runners.services import Services
 from transforms.records import iso_ms
 
 pytestmark = pytest.mark.e2e
@@ -93,6 +93,11 @@ def check_run(mode: str) -> None:
       assert counters.get('dead_letters') == MALFORMED, counters
       assert counters.get('alerts') == len(expected), counters
       assert counters.get('late_readings', 0) == 0, counters
+      # Every reading is judged but those of the stream's first slot, which no baseline
+      # can exist for (transforms/baseline.py, BaselinesPerSlot).
+      first_slot_end = min(r.ts_ms for r in readings) // 5000 * 5000 + 5000
+      assert counters.get('judged_readings') == sum(
+          1 for r in readings if r.ts_ms >= first_slot_end), counters
       reasons = Counter(r.reason for r in malformed)
       for reason, count in reasons.items():
         assert counters.get(f'dead_letter_{reason}') == count, counters

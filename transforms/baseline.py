@@ -22,13 +22,23 @@ its side-input window holds any data (the Flink runner does) can therefore
 never see a partial baseline: the first and only data in that window is the
 complete dict. Late statistics updates still reach the 'window_stats' output
 but do not change a baseline that readings may already have been judged by.
+
+A slot that no statistics window judges (the first slot of a stream, or the one
+after a window in which every sensor was silent) gets no dict from the combine,
+and Flink would hold its readings back, and with them the watermark of all that
+follows, forever. So readings mark their slot, and ReleaseBaselinesFn releases
+an empty dict for a marked slot once it is sure no real one is coming.
 """
 
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.coders import PickleCoder
 from apache_beam.transforms import trigger, window
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import (ReadModifyWriteStateSpec, TimerSpec,
+                                              on_timer)
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
@@ -222,23 +232,93 @@ class _ToBaselinesFn(beam.CombineFn):
     return out
 
 
-class _ToJudgedSlotFn(beam.DoFn):
-  """Places a release slot's baselines in the slot whose readings they judge."""
+_ONE_KEY = ''  # the release tracker sees every slot, under one key
 
-  def __init__(self, baseline: str):
-    self._baseline = baseline
 
-  def process(self, baselines, win=beam.DoFn.WindowParam):
-    # `win` is [R - period, R): R is the start of the judged slot for the
-    # trailing baseline, its end for the containing one.
-    if self._baseline == TRAILING:
-      yield TimestampedValue(baselines, win.end)
-    else:
-      yield TimestampedValue(baselines, win.start)
+class _SlotMarkerFn(beam.DoFn):
+  """Readings -> one marker (release time of the reading's slot) per slot and bundle."""
+
+  def __init__(self, shape: BaselineShape):
+    self._shape = shape
+
+  def start_bundle(self):
+    self._seen = set()
+
+  def process(self, reading):
+    slot_start = reading.ts_ms - reading.ts_ms % self._shape.period_ms
+    release_ms = self._shape.release_ms(slot_start)
+    if release_ms not in self._seen:
+      self._seen.add(release_ms)
+      yield _ONE_KEY, (release_ms, None)
+
+
+def _keyed_by_release(baselines, win=beam.DoFn.WindowParam):
+  # `win` is the release window [R - period, R).
+  yield _ONE_KEY, (win.end.micros // 1000, baselines)
+
+
+class ReleaseBaselinesFn(beam.DoFn):
+  """Passes each slot's dict on, and an empty dict for a marked slot that gets none.
+
+  Input, under one key: (R, dict) from the per-slot combine and (R, None) markers from
+  readings, R being the slot's release time. A dict is passed on at once, stamped with the
+  start of the slot it judges. A marker arms an event-time timer at R; the combine emits
+  slot R's dict before the watermark passes R, so if none has come when the timer fires,
+  none will, and an empty dict is released instead (late if the marker was late).
+  """
+  PENDING = ReadModifyWriteStateSpec('pending', PickleCoder())  # marked, not yet released
+  RELEASED = ReadModifyWriteStateSpec('released', PickleCoder())  # recent released slots
+  RELEASE = TimerSpec('release', TimeDomain.WATERMARK)
+
+  def __init__(self, shape: BaselineShape, memory_ms: int):
+    self._shape = shape
+    self._memory_ms = memory_ms  # how long released slots are remembered
+    self._empty = Metrics.counter(METRICS_NAMESPACE, 'slots_without_baselines')
+
+  def _judged(self, release_ms: int, baselines: dict) -> TimestampedValue:
+    slot_ms = (release_ms if self._shape.baseline == TRAILING
+               else release_ms - self._shape.period_ms)
+    return TimestampedValue(baselines, Timestamp(micros=slot_ms * 1000))
+
+  def process(self, element, pending=beam.DoFn.StateParam(PENDING),
+              released=beam.DoFn.StateParam(RELEASED), timer=beam.DoFn.TimerParam(RELEASE)):
+    release_ms, baselines = element[1]
+    done = set(released.read() or ())
+    if release_ms in done:
+      return
+    waiting = set(pending.read() or ())
+    if baselines is not None:
+      released.write(tuple(done | {release_ms}))
+      waiting.discard(release_ms)
+      pending.write(tuple(waiting))
+      yield self._judged(release_ms, baselines)
+    elif release_ms not in waiting:
+      waiting.add(release_ms)
+      pending.write(tuple(waiting))
+      timer.set(Timestamp(micros=min(waiting) * 1000))
+
+  @on_timer(RELEASE)
+  def release(self, fired_at=beam.DoFn.TimestampParam,
+              pending=beam.DoFn.StateParam(PENDING),
+              released=beam.DoFn.StateParam(RELEASED),
+              timer=beam.DoFn.TimerParam(RELEASE)):
+    now_ms = fired_at.micros // 1000
+    waiting = set(pending.read() or ())
+    due = sorted(r for r in waiting if r <= now_ms)
+    rest = waiting.difference(due)
+    pending.write(tuple(rest))
+    if rest:
+      timer.set(Timestamp(micros=min(rest) * 1000))
+    done = {r for r in (released.read() or ()) if r > now_ms - self._memory_ms}
+    released.write(tuple(done | set(due)))
+    for release_ms in due:
+      self._empty.inc()
+      yield self._judged(release_ms, {})
 
 
 class BaselinesPerSlot(beam.PTransform):
-  """SensorWindowStats -> one {sensor_id: SensorBaseline} dict per slot, windowed FixedWindows(period)."""
+  """(SensorWindowStats, on-time readings) -> one {sensor_id: SensorBaseline} dict per
+  slot that has readings, windowed FixedWindows(period); see the module docstring."""
 
   def __init__(self, shape: BaselineShape, allowed_lateness_s: float):
     super().__init__()
@@ -247,15 +327,24 @@ class BaselinesPerSlot(beam.PTransform):
     self._shape = shape
     self._lateness_s = allowed_lateness_s
 
-  def expand(self, window_stats):
-    period_s = self._shape.period_ms / 1000.0
-    return (
+  def expand(self, stats_and_readings):
+    window_stats, readings = stats_and_readings
+    shape = self._shape
+    period_s = shape.period_ms / 1000.0
+    per_slot = (
         window_stats
         | 'OnTimeOnly' >> beam.Filter(lambda s: s.pane != 'LATE')
-        | 'ToReleaseSlots' >> beam.ParDo(_ToReleaseSlotsFn(self._shape))
+        | 'ToReleaseSlots' >> beam.ParDo(_ToReleaseSlotsFn(shape))
         | 'ReleaseSlots' >> beam.WindowInto(window.FixedWindows(period_s))
         | 'AllSensorsOfSlot' >> beam.CombineGlobally(_ToBaselinesFn()).without_defaults()
-        | 'ToJudgedSlot' >> beam.ParDo(_ToJudgedSlotFn(self._shape.baseline))
+        | 'KeyByRelease' >> beam.ParDo(_keyed_by_release)
+        | 'InGlobalWindow' >> beam.WindowInto(window.GlobalWindows()))
+    markers = readings | 'SlotMarkers' >> beam.ParDo(_SlotMarkerFn(shape))
+    memory_ms = round(self._lateness_s * 1000) + shape.size_ms + 2 * shape.period_ms
+    return (
+        (per_slot, markers)
+        | 'WithMarkers' >> beam.Flatten()
+        | 'ReleaseBaselines' >> beam.ParDo(ReleaseBaselinesFn(shape, memory_ms))
         # Kept (not garbage-collected) as long as late readings may still need it.
         | 'JudgedSlots' >> beam.WindowInto(
             window.FixedWindows(period_s),

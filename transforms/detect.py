@@ -2,7 +2,7 @@
 
     readings ─ GateLateReadings ─┬─ late ─────────────────────────────────────> late
                                  └─ on time ─┬─ SlidingWindowStats ─┬───────────> window_stats
-                                             │                      └ BaselinesPerSlot ┐ (side input)
+                                             ├─ (slot markers) ─────┴ BaselinesPerSlot ┐ (side input)
                                              └─ FixedWindows(period) ─ Judge <─────────┘ ──> alerts
                                                  (likelihood rule: Judge ─ GlobalWindows ─ ScorePerSensor ──> alerts)
 """
@@ -38,7 +38,7 @@ class DetectAnomalies(beam.PTransform):
     on_time = gated['on_time']
     window_stats = on_time | 'SlidingWindowStats' >> SlidingWindowStats(
         self._size_s, self._period_s, self._window_lateness_s)
-    baselines = window_stats | 'BaselinesPerSlot' >> BaselinesPerSlot(
+    baselines = (window_stats, on_time) | 'BaselinesPerSlot' >> BaselinesPerSlot(
         self._shape, self._window_lateness_s)
     judged = (
         on_time
@@ -47,7 +47,9 @@ class DetectAnomalies(beam.PTransform):
             allowed_lateness=self._window_lateness_s)
         | 'Judge' >> beam.ParDo(
             JudgeReadingsFn(self._rule),
-            baselines=beam.pvalue.AsSingleton(baselines, default_value={})))
+            # One dict per slot by construction (BaselinesPerSlot); a list only because
+            # the batch FnApiRunner repeats the outputs of a stage with timers.
+            slot_baselines=beam.pvalue.AsList(baselines)))
     alerts = judged
     if self._rule.is_stateful:
       alerts = (

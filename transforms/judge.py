@@ -71,6 +71,13 @@ def make_alert(reading: Reading, baseline: SensorBaseline, verdict: Verdict,
   return alert
 
 
+def merge_dicts(dicts) -> dict:
+  merged = {}
+  for d in dicts:
+    merged.update(d)
+  return merged
+
+
 class JudgeReadingsFn(beam.DoFn):
   """Main input: readings in FixedWindows(period); side input: that slot's baselines.
 
@@ -85,8 +92,10 @@ class JudgeReadingsFn(beam.DoFn):
     self._no_baseline = Metrics.counter(METRICS_NAMESPACE, 'no_baseline')
     self._small_baseline = Metrics.counter(METRICS_NAMESPACE, 'baseline_below_min_count')
 
-  def process(self, reading, baselines):
-    """reading: a Reading; baselines: {sensor_id: SensorBaseline} of its slot."""
+  def process(self, reading, slot_baselines):
+    """reading: a Reading; slot_baselines: [{sensor_id: SensorBaseline}] of its slot (one
+    dict, or copies of it; none where no baseline exists)."""
+    baselines = slot_baselines[0] if len(slot_baselines) == 1 else merge_dicts(slot_baselines)
     self._judged.inc()
     baseline = baselines.get(reading.sensor_id) if baselines else None
     if self._rule.is_stateful:
