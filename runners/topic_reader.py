@@ -25,9 +25,10 @@ def end_offsets(bootstrap: str, topic: str) -> Dict[int, int]:
 
 
 def read_topic(bootstrap: str, topic: str,
-               start_offsets: Optional[Dict[int, int]] = None) -> List[ConsumerRecord]:
-  """Every record from start_offsets (default: the beginning) to the current end."""
-  consumer = _consumer(bootstrap)
+               start_offsets: Optional[Dict[int, int]] = None, **config) -> List[ConsumerRecord]:
+  """Every record from start_offsets (default: the beginning) to the current end; config:
+  more KafkaConsumer settings, e.g. security_protocol='SSL', ssl_cafile=...)."""
+  consumer = _consumer(bootstrap, **config)
   try:
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     consumer.assign(partitions)

@@ -122,9 +122,10 @@ def test_backtest_writes_nabs_results_layout(tiny_nab):
     rows = list(csv.DictReader(f))
   # 13:00 to 15:00 inclusive, every 5 minutes: 25 rows labelled
   assert sum(int(r['label']) for r in rows) == 25
-  # the spike (row 450 = 2014-04-02 13:30) is far outside the range seen: score 1
+  # the spike (row 450 = 2014-04-02 13:30) is far from its baseline: above the threshold
+  # (600 rows are too few for the seen-range rule, which waits for 1000)
   spike = next(r for r in rows if r['timestamp'] == '2014-04-02 13:30:00')
-  assert (spike['value'], float(spike['anomaly_score'])) == ('300.5', 1.0)
+  assert spike['value'] == '300.5' and float(spike['anomaly_score']) > 0.55
   # the flat series never scores
   with open(out / 'likelihood' / 'catA' / 'likelihood_flat.csv') as f:
     assert {r['anomaly_score'] for r in csv.DictReader(f)} == {'0.0'}

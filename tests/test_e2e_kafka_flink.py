@@ -93,11 +93,12 @@ def check_run(mode: str) -> None:
       assert counters.get('dead_letters') == MALFORMED, counters
       assert counters.get('alerts') == len(expected), counters
       assert counters.get('late_readings', 0) == 0, counters
-      # Every reading is judged but those of the stream's first slot, which no baseline
-      # can exist for (transforms/baseline.py, BaselinesPerSlot).
+      # Every reading is judged, also those of the stream's first slot, for which no
+      # baseline exists (Flink would hold them back without BaselinesPerSlot's markers).
       first_slot_end = min(r.ts_ms for r in readings) // 5000 * 5000 + 5000
-      assert counters.get('judged_readings') == sum(
-          1 for r in readings if r.ts_ms >= first_slot_end), counters
+      assert counters.get('judged_readings') == len(readings), counters
+      assert counters.get('no_baseline') == sum(
+          1 for r in readings if r.ts_ms < first_slot_end), counters
       reasons = Counter(r.reason for r in malformed)
       for reason, count in reasons.items():
         assert counters.get(f'dead_letter_{reason}') == count, counters
