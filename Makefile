@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: venv test test-unit demo clean
+.PHONY: venv jars test test-unit test-e2e demo clean
 
 # The project-local virtual environment, rebuilt when setup.py changes.
 $(VENV)/.installed: setup.py
@@ -16,23 +16,37 @@ $(VENV)/.installed: setup.py
 
 venv: $(VENV)/.installed
 
+# The e2e tests also build a Dataflow job offline (apache-beam[gcp]).
+$(VENV)/.e2e-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,dataflow]'
+	touch $@
+
+# Java services from Maven Central into .cache/jars (a no-op when up to date).
+jars:
+	runners/fetch_jars.sh
+
 # DirectRunner tests: no Kafka, no Flink.
 test-unit: venv
 	$(PYTEST) -q -m 'not e2e' tests
 
-# Every test.
-test: test-unit
+# Real Kafka and Flink (embedded and standalone cluster); the tests start what is not
+# running and stop what they started.
+test-e2e: $(VENV)/.e2e-installed jars
+	runners/fetch_flink.sh
+	$(PYTEST) -q -m e2e tests
 
-# Replays generated readings through the job on the DirectRunner and prints the alerts.
-demo: venv
-	$(PY) runners/sample_readings.py --out .local/demo/readings.jsonl
-	rm -rf .local/demo/out
-	$(PY) -m pipeline --input_file=.local/demo/readings.jsonl --output_dir=.local/demo/out
-	@cat .local/demo/out/alerts/*.jsonl
-	@echo "demo: $$(cat .local/demo/out/alerts/*.jsonl | wc -l) alerts, $$(cat .local/demo/out/dead_letters/*.jsonl | wc -l) dead letters"
+# Every test.
+test: test-unit test-e2e
+
+# The job end to end: Kafka, the job on Flink (FLINK=embedded or cluster), the simulator,
+# live alerts; DURATION=<seconds> or Ctrl-C ends it. Extra job options: JOB_ARGS='...'.
+FLINK ?= embedded
+DURATION ?= 0
+demo: venv jars
+	$(PY) -m runners.demo --flink $(FLINK) --duration $(DURATION) -- $(JOB_ARGS)
 
 clean:
-	rm -rf .local/demo
+	rm -rf .local/demo .local/nab
 
 # --- Parquet archive (docs/archive.md) ---
 # The demo's readings through the job with --archive_dir, then the archived alerts as a table.

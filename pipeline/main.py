@@ -59,7 +59,9 @@ def make_pipeline(argv: List[str]) -> beam.Pipeline:
     options.view_as(StandardOptions).streaming = True
   p = beam.Pipeline(options=options)
   records = p | 'ReadSensorRecords' >> ReadSensorRecords(kafka)
-  write_outputs(build_pipeline(records, options), kafka)
+  outputs = build_pipeline(records, options)
+  write_outputs(outputs, kafka)
+  archive_outputs(outputs, options)
   return p
 
 

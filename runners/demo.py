@@ -29,6 +29,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pipeline.main import run
 from runners import kafka_topics
 from runners.flink_options import MODES, flink_args
+from runners.monitor import format_alert
 from runners.services import Services
 from runners.simulator import generate, produce
 from runners.topic_reader import end_offsets
@@ -121,10 +122,7 @@ def _take(tally: Tally, topic: str, message: dict, started_at: float, quiet: boo
         tally.newest_window_end = end
       return
   if not quiet:
-    print('\r\033[K' + 'ALERT %s %-12s value=%9.2f mean=%9.2f score=%.3f (%s)' % (
-        message['ts'][11:23], message['sensor_id'], message['value'],
-        message.get('window_mean') or float('nan'), message.get('score') or 0.0, label),
-        flush=True)
+    print('\r\033[K' + format_alert(message, label), flush=True)
 
 
 def progress_line(tally: Tally, rate: float) -> str:

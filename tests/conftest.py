@@ -8,6 +8,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def pytest_configure(config):
   config.addinivalue_line('markers', 'e2e: needs real Kafka and Flink (make test-e2e)')
+  # Third-party noise on every run (kafka-python's importlib use, Google's grpcio notice).
+  config.addinivalue_line('filterwarnings', 'ignore::DeprecationWarning:kafka.*')
+  config.addinivalue_line('filterwarnings', 'ignore::DeprecationWarning:importlib.*')
+  config.addinivalue_line('filterwarnings', 'ignore::FutureWarning:google.*')
   _let_empty_bundles_reach_side_input_pardos()
 
 

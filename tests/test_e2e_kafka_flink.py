@@ -6,12 +6,13 @@ which partition 4 gets nothing: an idle partition must not hold the watermark ba
 Expected alerts come from tests/oracle.py, a naive re-implementation of the rule.
 """
 
+import json
 import time
 from collections import Counter
 
 import pytest
 
-from runners.simulator import generate
+from runners.simulator import Record, generate
 from tests.e2e_job import (JobRun, dead_letter_signature, flink_job, flink_user_counters,
                            readings_of)
 from tests.oracle import expected_alert_ids
@@ -112,3 +113,41 @@ def test_embedded_flink(services):
 
 def test_cluster_flink(cluster):
   check_run('cluster')
+
+
+def test_side_input_is_complete_for_1000_sensors(services):
+  """1,000 sensors read every 2 s for 40 s; each has one spike of +100 in slot [30, 35).
+
+  Every spike is judged by the slot's one dict of 1,000 sensors' statistics of [20, 30)
+  (flat: deviation exactly 100 > 50). A reading judged against a partial dict would find
+  no baseline for its sensor: a missing alert and a `no_baseline` count outside the
+  stream's first slot. The oracle gives the exact expected set.
+  """
+  sensors, step_s = 1000, 2
+  start_ms = int(time.time() * 1000) - 120_000
+  start_ms -= start_ms % 5000
+  records = []
+  for t in range(0, 40, step_s):
+    for k in range(sensors):
+      spike = 100.0 if t == 30 + 2 * (k % 3) else 0.0
+      ts_ms = start_ms + t * 1000
+      payload = json.dumps({'sensor_id': f'sensor-{k:04d}', 'value': 20.0 + k % 7 + spike,
+                            'ts': ts_ms}).encode()
+      records.append(Record(f'sensor-{k:04d}'.encode(), payload, ts_ms, 'normal',
+                            sensor_id=f'sensor-{k:04d}', value=20.0 + k % 7 + spike))
+  readings = readings_of(records)
+  expected = expected_alert_ids(readings, 10_000, 5_000, 50.0)
+  assert len(expected) == sensors  # one spike each, nothing else
+  job = JobRun('embedded', readings_partitions=4)
+  try:
+    job.produce(records, partitions=4)
+    job.start()
+    last_window_end = iso_ms(start_ms + 40_000 + 5_000)
+    job.wait_for_outputs(len(expected), 0, last_window_end, sensors, timeout_s=420)
+    ids = Counter(a['alert_id'] for a in job.read('alerts'))
+    assert set(ids) == expected, (
+        f'{len(expected - set(ids))} sensors without their alert, '
+        f'{len(set(ids) - expected)} unexpected alerts')
+    assert max(ids.values()) == 1
+  finally:
+    job.close()
