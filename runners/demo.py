@@ -161,6 +161,9 @@ def main(argv=None) -> int:
   parser.add_argument('--drain', type=float, default=30.0,
                       help='seconds to wait for the last alerts after the simulator stops '
                       '(default 30)')
+  parser.add_argument('--seed', type=int, default=1,
+                      help='seed of the simulated readings, anomalies and malformed records '
+                      '(default 1: the same data each run)')
   parser.add_argument('--quiet', action='store_true', help='no alert lines, progress only')
   parser.add_argument('job_args', nargs='*', help='extra options for the job, after --')
   args = parser.parse_args(argv)
@@ -197,7 +200,7 @@ def main(argv=None) -> int:
     total = int(args.rate * (args.duration or UNTIL_CTRL_C_S))
     records = generate(args.sensors, total, args.rate, int(time.time() * 1000) + 2000,
                        anomalies=max(1, total // 500), malformed=total // 200,
-                       seed=int(time.time()), shift_settle_s=15.0)
+                       seed=args.seed, shift_settle_s=15.0)
     producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20, acks='all')
 
     def simulate():
