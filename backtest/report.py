@@ -2,7 +2,8 @@
 
     python -m backtest.report --data ../shared/nab/data --out .local/nab/report
 
-For every `<category>/<name>.csv` under --data, `<out>/<category>/<name>.png`:
+For every series under --data (`<category>/<name>.csv` or `.parquet`, see
+backtest/run.py), `<out>/<category>/<series>.png`:
 top, the readings, the trailing baseline's mean with a +/- 3 standard deviation
 band (what a reading is compared with), the seasonal baseline's mean, the
 alerts (score above the detector's threshold) and the labelled windows when
@@ -20,7 +21,7 @@ import numpy as np
 
 from backtest.replay import replay_series, window_stats
 from backtest.run import (DEFAULT_DETECTOR, DETECTORS, default_labels, detector_config,
-                          find_series, load_windows, read_series)
+                          find_series, load_windows, read_series_file)
 
 BAND = 3.0  # standard deviations either side of the baseline mean
 
@@ -81,18 +82,19 @@ def plot_series(series, detector: str, windows, path: str) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--data', required=True, help='folder of <category>/<name>.csv files')
-  parser.add_argument('--out', required=True, help='folder for <category>/<name>.png')
+  parser.add_argument('--data', required=True, help='folder of <category>/<name>.csv or .parquet files')
+  parser.add_argument('--out', required=True, help='folder for <category>/<series>.png')
   parser.add_argument('--labels', help='combined_windows.json (default: <data>/../labels/...)')
   parser.add_argument('--detector', default=DEFAULT_DETECTOR, choices=list(DETECTORS))
   args = parser.parse_args(argv)
   windows = load_windows(args.labels or default_labels(args.data))
   keys = find_series(args.data)
   for i, key in enumerate(keys, start=1):
-    series = read_series(args.data, key)
-    path = os.path.join(args.out, key[:-len('.csv')] + '.png')
-    n = plot_series(series, args.detector, windows.get(key, ()), path)
-    print(f'[{i}/{len(keys)}] {path}: {n} alerts', flush=True)
+    for series in read_series_file(args.data, key):
+      name = f'{series.category}/{series.name}'
+      path = os.path.join(args.out, name[:-len('.csv')] + '.png')
+      n = plot_series(series, args.detector, windows.get(name, ()), path)
+      print(f'[{i}/{len(keys)}] {path}: {n} alerts', flush=True)
   return 0
 
 

@@ -1,0 +1,212 @@
+package org.apache.beam.runners.core;
+
+import java.util.Collection;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import org.apache.beam.sdk.coders.Coder;
+import org.apache.beam.sdk.coders.IterableCoder;
+import org.apache.beam.sdk.coders.KvCoder;
+import org.apache.beam.sdk.coders.SetCoder;
+import org.apache.beam.sdk.state.CombiningState;
+import org.apache.beam.sdk.state.ValueState;
+import org.apache.beam.sdk.transforms.Combine;
+import org.apache.beam.sdk.transforms.Materializations;
+import org.apache.beam.sdk.transforms.ViewFn;
+import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
+import org.apache.beam.sdk.util.construction.RunnerPCollectionView;
+import org.apache.beam.sdk.values.PCollectionView;
+import org.apache.beam.sdk.values.WindowedValue;
+import org.apache.beam.sdk.values.WindowedValues;
+
+/**
+ * Replacement for {@code org.apache.beam.runners.core.SideInputHandler} of Beam 2.70.0
+ * (beam-runners-core-java, also bundled in beam-sdks-java-harness), with the same public API,
+ * state names and behaviour, except for the coder of the side-input contents state.
+ *
+ * <p><b>Why it exists.</b> Flink's streaming {@code DoFnOperator} (and so the portable
+ * {@code ExecutableStageDoFnOperator}) keeps side-input data in this handler, backed by
+ * {@code FlinkBroadcastStateInternals}, i.e. Flink operator list state whose serializer is built
+ * from the coder of the state tag. Beam's handler declares the contents of a side input, per
+ * window, as {@code IterableCoder.of(view.getCoderInternal())}: correct for the Java SDK's own
+ * views, whose coder is the coder of one element. But the portable streaming translator
+ * ({@code FlinkStreamingPortablePipelineTranslator.getSideInputIdToPCollectionViewMap}) builds
+ * each view as a {@link RunnerPCollectionView} whose coder is
+ * {@code WindowedValueCoder<Iterable<element>>}, while {@code addSideInputValue} stores the plain
+ * elements (the grouped {@code Iterable<element>}). The heap operator state never encodes them
+ * while the job runs, so nothing fails until a checkpoint: the synchronous part of the snapshot
+ * deep-copies the list state through the coder ({@code CoderTypeSerializer.copy} ->
+ * {@code MapCoder} -> {@code IterableCoder} -> {@code FullWindowedValueCoder.encode}), which
+ * casts an element ({@code byte[]} for Python-coded elements, {@code Long} for a count) to
+ * {@code WindowedValue}: {@code ClassCastException}, checkpoint declined, task failed, job
+ * restarted at every checkpoint once a side input has data.
+ *
+ * <p><b>The fix.</b> For a {@link RunnerPCollectionView} (only runners build these, from a
+ * pipeline proto) whose coder is a {@code WindowedValueCoder} of an {@code IterableCoder}, the
+ * contents state uses that iterable's element coder, which is the coder of the stored elements
+ * (the same coder the side-input stream itself is encoded with). Every other view keeps Beam's
+ * coder, so non-portable pipelines are unaffected. The state names are unchanged.
+ *
+ * <p>Delete this class when Beam is upgraded to a version whose portable Flink runner declares
+ * side-input state with the element coder; check with a streaming job with a side input and
+ * {@code --checkpointing_interval}.
+ */
+public class SideInputHandler implements ReadyCheckingSideInputReader {
+
+  private static final Set<String> HANDLED_MATERIALIZATIONS =
+      Set.of(
+          Materializations.ITERABLE_MATERIALIZATION_URN,
+          Materializations.MULTIMAP_MATERIALIZATION_URN);
+
+  /** The side inputs this handler serves (protected as in Beam's class). */
+  protected final Collection<PCollectionView<?>> sideInputs;
+
+  private final StateInternals stateInternals;
+
+  /** Per view: the set of windows for which the side input has arrived (global namespace). */
+  private final Map<PCollectionView<?>, StateTag<CombiningState<BoundedWindow, Set<BoundedWindow>, Set<BoundedWindow>>>>
+      readyWindowsTags = new HashMap<>();
+
+  /** Per view: the elements of the side input (window namespace). */
+  private final Map<PCollectionView<?>, StateTag<ValueState<Iterable<?>>>> contentsTags =
+      new HashMap<>();
+
+  @SuppressWarnings({"unchecked", "rawtypes"})
+  public SideInputHandler(Collection<PCollectionView<?>> sideInputs, StateInternals stateInternals) {
+    this.sideInputs = sideInputs;
+    this.stateInternals = stateInternals;
+    for (PCollectionView<?> view : sideInputs) {
+      String urn = view.getViewFn().getMaterialization().getUrn();
+      if (!HANDLED_MATERIALIZATIONS.contains(urn)) {
+        throw new IllegalArgumentException(
+            String.format(
+                "This handler is only capable of dealing with %s materializations but was asked"
+                    + " to handle %s for PCollectionView with tag %s.",
+                HANDLED_MATERIALIZATIONS, urn, view.getTagInternal().getId()));
+      }
+      String id = view.getTagInternal().getId();
+      Coder<BoundedWindow> windowCoder =
+          (Coder<BoundedWindow>) view.getWindowingStrategyInternal().getWindowFn().windowCoder();
+      readyWindowsTags.put(
+          view,
+          StateTags.combiningValue(
+              "side-input-available-windows-" + id, SetCoder.of(windowCoder), new WindowUnion()));
+      StateTag<ValueState<Iterable<?>>> contents =
+          (StateTag) StateTags.value("side-input-data-" + id, IterableCoder.of(storedElementCoder(view)));
+      contentsTags.put(view, contents);
+    }
+  }
+
+  /**
+   * The coder of one element as this handler stores it: for a portable view (a runner-built
+   * {@code RunnerPCollectionView} with coder {@code WindowedValueCoder<Iterable<E>>}) the coder of
+   * {@code E}; otherwise the view's own coder, as in Beam.
+   */
+  static Coder<?> storedElementCoder(PCollectionView<?> view) {
+    Coder<?> coder = view.getCoderInternal();
+    if (view instanceof RunnerPCollectionView && coder instanceof WindowedValues.WindowedValueCoder) {
+      Coder<?> valueCoder = ((WindowedValues.WindowedValueCoder<?>) coder).getValueCoder();
+      if (valueCoder instanceof IterableCoder) {
+        return ((IterableCoder<?>) valueCoder).getElemCoder();
+      }
+    }
+    return coder;
+  }
+
+  /** Stores the side input's elements for each of the value's windows and marks them ready. */
+  public void addSideInputValue(PCollectionView<?> sideInput, WindowedValue<Iterable<?>> value) {
+    StateTag<ValueState<Iterable<?>>> contents = contentsTags.get(sideInput);
+    StateTag<CombiningState<BoundedWindow, Set<BoundedWindow>, Set<BoundedWindow>>> ready =
+        readyWindowsTags.get(sideInput);
+    Coder<? extends BoundedWindow> windowCoder = windowCoderOf(sideInput);
+    for (BoundedWindow window : value.getWindows()) {
+      stateInternals.state(windowNamespace(windowCoder, window), contents).write(value.getValue());
+      stateInternals.state(StateNamespaces.global(), ready).add(window);
+    }
+  }
+
+  @Override
+  @SuppressWarnings({"unchecked", "rawtypes"})
+  public <T> T get(PCollectionView<T> view, BoundedWindow window) {
+    Iterable<?> elements = getIterable(view, window);
+    String urn = view.getViewFn().getMaterialization().getUrn();
+    if (Materializations.ITERABLE_MATERIALIZATION_URN.equals(urn)) {
+      ViewFn<Materializations.IterableView, T> viewFn = (ViewFn) view.getViewFn();
+      Materializations.IterableView<?> iterableView = () -> (Iterable) elements;
+      return viewFn.apply(iterableView);
+    }
+    if (Materializations.MULTIMAP_MATERIALIZATION_URN.equals(urn)) {
+      ViewFn<Materializations.MultimapView, T> viewFn = (ViewFn) view.getViewFn();
+      Coder keyCoder = ((KvCoder) storedElementCoder(view)).getKeyCoder();
+      return viewFn.apply(
+          InMemoryMultimapSideInputView.fromIterable(keyCoder, (Iterable) elements));
+    }
+    throw new IllegalStateException(
+        String.format("Unknown side input materialization format requested '%s'", urn));
+  }
+
+  /** The stored elements of {@code view} in {@code window}, empty if none arrived. */
+  public <T> Iterable<?> getIterable(PCollectionView<T> view, BoundedWindow window) {
+    Iterable<?> elements =
+        stateInternals
+            .state(windowNamespace(windowCoderOf(view), window), contentsTags.get(view))
+            .read();
+    return elements != null ? elements : Collections.emptyList();
+  }
+
+  @Override
+  public boolean isReady(PCollectionView<?> sideInput, BoundedWindow window) {
+    Set<BoundedWindow> ready =
+        stateInternals.state(StateNamespaces.global(), readyWindowsTags.get(sideInput)).read();
+    return ready != null && ready.contains(window);
+  }
+
+  @Override
+  public <T> boolean contains(PCollectionView<T> view) {
+    return sideInputs.contains(view);
+  }
+
+  @Override
+  public boolean isEmpty() {
+    return sideInputs.isEmpty();
+  }
+
+  private static Coder<? extends BoundedWindow> windowCoderOf(PCollectionView<?> view) {
+    return view.getWindowingStrategyInternal().getWindowFn().windowCoder();
+  }
+
+  @SuppressWarnings({"unchecked", "rawtypes"})
+  private static StateNamespace windowNamespace(
+      Coder<? extends BoundedWindow> windowCoder, BoundedWindow window) {
+    return StateNamespaces.window((Coder) windowCoder, window);
+  }
+
+  /** Accumulates the set of windows seen. */
+  private static class WindowUnion
+      extends Combine.CombineFn<BoundedWindow, Set<BoundedWindow>, Set<BoundedWindow>> {
+    @Override
+    public Set<BoundedWindow> createAccumulator() {
+      return new HashSet<>();
+    }
+
+    @Override
+    public Set<BoundedWindow> addInput(Set<BoundedWindow> windows, BoundedWindow window) {
+      windows.add(window);
+      return windows;
+    }
+
+    @Override
+    public Set<BoundedWindow> mergeAccumulators(Iterable<Set<BoundedWindow>> accumulators) {
+      Set<BoundedWindow> union = new HashSet<>();
+      accumulators.forEach(union::addAll);
+      return union;
+    }
+
+    @Override
+    public Set<BoundedWindow> extractOutput(Set<BoundedWindow> windows) {
+      return windows;
+    }
+  }
+}
