@@ -31,10 +31,22 @@ fi
 
 echo "fetch_jars: resolving Java services with Maven into $JARS" >&2
 start=$SECONDS
-# Fresh folders, so that jars of a previous version never stay on a classpath.
-rm -rf "$JARS/kafka" "$JARS/flink-job-server" "$JARS/expansion-service" "$STAMP"
+# Built into fresh folders beside the live ones, so that jars of a previous version never
+# stay on a classpath, and swapped in only once Maven succeeded: a job or service starting
+# during a rebuild (or after a failed one) still finds complete folders.
+NEW="$ROOT/.cache/jars.new"
+rm -rf "$NEW"
 # shellcheck disable=SC2086
 "$MVN" -B -q -f "$ROOT/pom.xml" ${MVN_ARGS:-} package \
-  -Djars.dir="$JARS" -Dbuild.root="$ROOT/.cache/build"
+  -Djars.dir="$NEW" -Dbuild.root="$ROOT/.cache/build"
+mkdir -p "$JARS"
+for role in "$NEW"/*/; do
+  role="$(basename "$role")"
+  rm -rf "$JARS/$role.old"
+  [[ -d "$JARS/$role" ]] && mv "$JARS/$role" "$JARS/$role.old"
+  mv "$NEW/$role" "$JARS/$role"
+  rm -rf "$JARS/$role.old"
+done
+rmdir "$NEW"
 echo "$want" > "$STAMP"
 echo "fetch_jars: done in $((SECONDS - start)) s" >&2

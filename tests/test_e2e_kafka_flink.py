@@ -12,11 +12,12 @@ from collections import Counter
 
 import pytest
 
+from runners.services import Services
 from runners.simulator import Record, generate
+from runners.topic_reader import wait_for
 from tests.e2e_job import (JobRun, dead_letter_signature, flink_job, flink_user_counters,
                            readings_of)
 from tests.oracle import expected_alert_ids
-from runners.services import Services
 from transforms.records import iso_ms
 
 pytestmark = pytest.mark.e2e
@@ -69,12 +70,11 @@ def check_run(mode: str) -> None:
     job.produce(records, partitions=4)  # partition 4 stays idle
     job.start()
     if mode == 'cluster':
-      running = None
-      deadline = time.monotonic() + 120
-      while running is None and time.monotonic() < deadline:
-        running = flink_job(job.job_name)
-        time.sleep(1)
-      assert running and running['state'] == 'RUNNING', f'Flink REST: {running}'
+      # The job shows in the REST API while INITIALIZING, then must reach RUNNING.
+      wait_for(lambda: (flink_job(job.job_name) or {}).get('state') in
+               ('RUNNING', 'FAILED', 'CANCELED', 'FINISHED'), 120, 'the job in Flink REST')
+      running = flink_job(job.job_name)
+      assert running['state'] == 'RUNNING', f'Flink REST: {running}'
     job.wait_for_outputs(len(expected), MALFORMED, last_window_end, SENSORS, timeout_s=300)
 
     alerts = job.read('alerts')
@@ -89,6 +89,12 @@ def check_run(mode: str) -> None:
     if mode == 'cluster':
       jid = flink_job(job.job_name)['jid']
       assert flink_job(job.job_name)['state'] == 'RUNNING'
+      # Flink's REST metrics are refreshed every few seconds: poll until they have caught up.
+      try:
+        wait_for(lambda: flink_user_counters(jid).get('judged_readings') == len(readings), 60,
+                 'Flink REST counters')
+      except TimeoutError:
+        pass  # the exact assertions below say what differs
       counters = flink_user_counters(jid)
       assert counters.get('readings') == SENSORS * PER_SENSOR, counters
       assert counters.get('dead_letters') == MALFORMED, counters
