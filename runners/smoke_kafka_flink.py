@@ -20,7 +20,6 @@ exactly the N transformed records. Prints the pipeline options used and the timi
 """
 
 import argparse
-import glob
 import json
 import logging
 import os
@@ -35,19 +34,14 @@ import apache_beam as beam
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'runners'))
-import kafka_topics  # pylint: disable=wrong-import-position
-
-
-def job_server_jar() -> str:
-  jars = glob.glob(
-      os.path.join(ROOT, '.cache/jars/flink-job-server/beam-runners-flink-*-job-server-*.jar'))
-  if not jars:
-    raise SystemExit('no job server jar: run runners/fetch_jars.sh first')
-  return jars[0]
+sys.path.insert(0, ROOT)
+# pylint: disable=wrong-import-position
+from runners import kafka_topics
+from runners.flink_options import flink_args
+from runners.topic_reader import read_topic
 
 
 def flink_jobs(rest: str) -> List[dict]:
@@ -69,26 +63,12 @@ def wait_flink_job_gone(rest: str, job_name: str, timeout_s: float) -> str:
 
 
 def pipeline_args(args: argparse.Namespace, job_name: str) -> List[str]:
-  """The FlinkRunner options for the chosen mode."""
-  opts = [
-      '--runner=FlinkRunner', '--flink_version=1.19', '--parallelism=%d' % args.parallelism,
-      '--job_name=%s' % job_name
-  ]
-  if args.job_endpoint:
-    opts.append('--job_endpoint=%s' % args.job_endpoint)
-  else:
-    opts.append('--flink_job_server_jar=%s' % job_server_jar())
-  if args.flink == 'local':
-    opts += ['--flink_master=[local]', '--environment_type=LOOPBACK']
-  else:
-    opts += [
-        '--flink_master=%s' % args.flink_master,
-        '--environment_type=EXTERNAL',
-        '--environment_config=%s' % args.worker_pool,
-    ]
-  if args.streaming:
-    opts += ['--streaming', '--checkpointing_interval=5000']
-  return opts
+  """The FlinkRunner options for the chosen mode (runners/flink_options.py)."""
+  return flink_args(
+      'embedded' if args.flink == 'local' else 'cluster', job_name,
+      parallelism=args.parallelism, streaming=args.streaming,
+      checkpoint_ms=5000 if args.streaming else None, flink_master=args.flink_master,
+      worker_pool=args.worker_pool, job_endpoint=args.job_endpoint)
 
 
 def produce(bootstrap: str, topic: str, n: int) -> Dict[bytes, bytes]:
@@ -104,19 +84,8 @@ def produce(bootstrap: str, topic: str, n: int) -> Dict[bytes, bytes]:
 
 
 def consume_all(bootstrap: str, topic: str) -> Dict[bytes, bytes]:
-  """Reads the whole topic from the beginning (no consumer group)."""
-  consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-  partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-  consumer.assign(partitions)
-  consumer.seek_to_beginning(*partitions)
-  end = consumer.end_offsets(partitions)
-  records = {}
-  while any(consumer.position(tp) < end[tp] for tp in partitions):
-    for batch in consumer.poll(timeout_ms=500).values():
-      for record in batch:
-        records[record.key] = record.value
-  consumer.close()
-  return records
+  """The whole topic from the beginning, as {key: value}."""
+  return {record.key: record.value for record in read_topic(bootstrap, topic)}
 
 
 def build(p: beam.Pipeline, args: argparse.Namespace, in_topic: str, out_topic: str) -> None:
