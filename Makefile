@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: venv jars test test-unit test-e2e demo clean
+.PHONY: venv jars test test-unit test-e2e test-fault demo clean
 
 # The project-local virtual environment, rebuilt when setup.py changes.
 $(VENV)/.installed: setup.py
@@ -27,7 +27,7 @@ jars:
 
 # DirectRunner tests: no Kafka, no Flink.
 test-unit: venv
-	$(PYTEST) -q -m 'not e2e' tests
+	$(PYTEST) -q -m 'not e2e and not fault' tests
 
 # Real Kafka and Flink (embedded and standalone cluster); the tests start what is not
 # running and stop what they started.
@@ -35,8 +35,15 @@ test-e2e: $(VENV)/.e2e-installed jars
 	runners/fetch_flink.sh
 	$(PYTEST) -q -m e2e tests
 
+# Fault injection on the standalone cluster (tests/test_fault.py): kill -9 the TaskManager,
+# kill the Python worker pool, restart the broker, stop with a savepoint and resume; each run
+# prints its recovery time and duplicate counts.
+test-fault: $(VENV)/.e2e-installed jars
+	runners/fetch_flink.sh
+	$(PYTEST) -q -s -m fault tests
+
 # Every test.
-test: test-unit test-e2e
+test: test-unit test-e2e test-fault
 
 # The job end to end: Kafka, the job on Flink (FLINK=embedded or cluster), the simulator,
 # live alerts; DURATION=<seconds> or Ctrl-C ends it. Extra job options: JOB_ARGS='...'.

@@ -5,6 +5,8 @@
 #   REST / web UI     http://localhost:$FLINK_REST_PORT (default 8081)
 #   Python workers    localhost:$WORKER_POOL_PORT (default 50000): pipelines use
 #                     --environment_type=EXTERNAL --environment_config=localhost:50000
+#   checkpoints       .local/flink/checkpoints/<job id>/chk-<n> (3 kept, also after a cancel),
+#   savepoints        .local/flink/savepoints (runners/savepoint.py)
 #   conf / logs       .local/flink/conf (written from the distribution's conf at each start),
 #                     .local/logs/flink-{jobmanager,taskmanager}.log, .local/logs/worker-pool.log
 #
@@ -14,7 +16,8 @@
 # Usage: runners/flink_cluster.sh start|stop|status
 # Env:   FLINK_REST_PORT (8081), FLINK_TASK_SLOTS (4), FLINK_PARALLELISM (2),
 #        FLINK_JM_MEMORY (1600m), FLINK_TM_MEMORY (4g), FLINK_TM_METASPACE (1536m),
-#        WORKER_POOL_PORT (50000),
+#        WORKER_POOL_PORT (50000), FLINK_MAX_RESTART_BACKOFF ("10 s"),
+#        FLINK_HEARTBEAT_TIMEOUT_MS (15000),
 #        FLINK_START_TIMEOUT seconds (90).
 set -euo pipefail
 # shellcheck source=runners/lib.sh
@@ -66,6 +69,25 @@ put('io.tmp.dirs', '$FLINK_LOCAL/tmp')
 put('blob.service.cleanup.interval', 120)
 # Beam's runner keeps references to the user-code class loader after a job ends.
 put('classloader.check-leaked-classloader', False)
+# Fault tolerance (README "Guarantees"): job state in the TaskManager's heap, snapshotted to
+# local files; a failed job restarts by itself from its last checkpoint, backing off from 1 s
+# to 10 s between attempts, without a limit (a broker or worker outage can last a while);
+# the last checkpoints survive a cancel, so a job can be started again from them.
+put('state.backend.type', 'hashmap')
+put('state.checkpoints.dir', 'file://$FLINK_LOCAL/checkpoints')
+put('state.savepoints.dir', 'file://$FLINK_LOCAL/savepoints')
+put('state.checkpoints.num-retained', 3)
+put('execution.checkpointing.externalized-checkpoint-retention', 'RETAIN_ON_CANCELLATION')
+put('restart-strategy.type', 'exponential-delay')
+put('restart-strategy.exponential-delay.initial-backoff', '1 s')
+put('restart-strategy.exponential-delay.max-backoff', '${FLINK_MAX_RESTART_BACKOFF:-10 s}')
+put('restart-strategy.exponential-delay.backoff-multiplier', 2.0)
+put('restart-strategy.exponential-delay.reset-backoff-threshold', '60 s')
+put('restart-strategy.exponential-delay.jitter-factor', 0.1)
+# A TaskManager killed without a goodbye is noticed by the heartbeat timeout (Flink's default
+# 50 s would alone exceed the 60 s recovery target).
+put('heartbeat.timeout', ${FLINK_HEARTBEAT_TIMEOUT_MS:-15000})
+put('heartbeat.interval', 3000)
 with open(sys.argv[2], 'w') as f:
   f.write('# Written by runners/flink_cluster.sh from the distribution config; do not edit.\n')
   yaml.safe_dump(conf, f, default_flow_style=False, sort_keys=False)

@@ -7,11 +7,14 @@
             (runners/flink_cluster.sh); Python workers come from the EXTERNAL worker pool
             beside the TaskManager.
 
-Checkpointing is off unless `checkpoint_ms` is given. Beam 2.70's portable Flink runner
-declined every checkpoint of a stage with a side input (ClassCastException while copying the
-side-input state); runners/java/flink-runner-fixes corrects that, and checkpoints now
-complete, but restoring from one is not tested yet, so it is not the default. Without
-checkpoints KafkaIO commits no offsets (it commits on checkpoint finalization).
+Checkpointing: on by default in cluster mode, every CLUSTER_CHECKPOINT_MS (the cluster's
+config, runners/flink_cluster.sh, keeps state in the TaskManager heap, writes checkpoints to
+.local/flink/checkpoints and restarts a failed job from its last one); off by default in
+embedded mode (a demo or test run is thrown away). KafkaIO commits the group's offsets when
+a checkpoint completes, so without checkpoints no offset is committed. Beam 2.70's portable
+Flink runner declined every checkpoint of a stage with a side input; runners/java/
+flink-runner-fixes corrects that. `savepoint_path` starts the job from a savepoint or a
+retained checkpoint (runners/savepoint.py).
 """
 
 import glob
@@ -21,6 +24,7 @@ from typing import List, Optional
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLINK_VERSION = '1.19'
 MODES = ('embedded', 'cluster')
+CLUSTER_CHECKPOINT_MS = 10_000
 
 
 def job_server_jar() -> str:
@@ -34,10 +38,15 @@ def job_server_jar() -> str:
 
 
 def flink_args(mode: str, job_name: str, parallelism: int = 2, streaming: bool = True,
-               checkpoint_ms: Optional[int] = None, flink_master: str = 'localhost:8081',
+               checkpoint_ms: Optional[int] = -1, flink_master: str = 'localhost:8081',
                worker_pool: str = 'localhost:50000',
-               job_endpoint: Optional[str] = None) -> List[str]:
-  """Beam pipeline options for `mode` ('embedded' or 'cluster')."""
+               job_endpoint: Optional[str] = None,
+               savepoint_path: Optional[str] = None) -> List[str]:
+  """Beam pipeline options for `mode` ('embedded' or 'cluster').
+
+  checkpoint_ms: -1 for the mode's default (cluster: CLUSTER_CHECKPOINT_MS, embedded: off),
+  None or 0 for no checkpoints.
+  """
   if mode not in MODES:
     raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
   args = [
@@ -53,8 +62,15 @@ def flink_args(mode: str, job_name: str, parallelism: int = 2, streaming: bool =
   else:
     args += [f'--flink_master={flink_master}', '--environment_type=EXTERNAL',
              f'--environment_config={worker_pool}']
+  if checkpoint_ms == -1:
+    checkpoint_ms = CLUSTER_CHECKPOINT_MS if mode == 'cluster' else None
   if streaming:
     args.append('--streaming')
     if checkpoint_ms:
-      args.append(f'--checkpointing_interval={checkpoint_ms}')
+      # A pause as long as a checkpoint takes at most keeps a slow checkpoint from
+      # starving the job.
+      args += [f'--checkpointing_interval={checkpoint_ms}',
+               f'--min_pause_between_checkpoints={checkpoint_ms // 2}']
+  if savepoint_path:
+    args.append(f'--savepoint_path={savepoint_path}')
   return args

@@ -10,7 +10,6 @@ import json
 import logging
 import time
 import urllib.parse
-import urllib.request
 import uuid
 from collections import Counter
 from typing import Dict, List, Optional
@@ -18,6 +17,7 @@ from typing import Dict, List, Optional
 from kafka import KafkaProducer
 
 from pipeline.main import run
+from runners import flink_rest as flink_rest_api
 from runners import kafka_topics
 from runners.flink_options import flink_args
 from runners.simulator import Record, produce
@@ -35,14 +35,12 @@ DETECTION_ARGS = ['--window_size=10', '--window_period=5', '--baseline=trailing'
 
 
 def flink_rest(path: str):
-  with urllib.request.urlopen(f'http://{FLINK_REST}{path}', timeout=5) as response:
-    return json.load(response)
+  return flink_rest_api.call(path, rest=FLINK_REST)
 
 
 def flink_job(job_name: str) -> Optional[dict]:
   """The newest job of that name in the Flink REST API, or None."""
-  jobs = [j for j in flink_rest('/jobs/overview')['jobs'] if j['name'] == job_name]
-  return max(jobs, key=lambda j: j['start-time']) if jobs else None
+  return flink_rest_api.job_by_name(job_name, rest=FLINK_REST)
 
 
 def flink_user_counters(jid: str) -> Dict[str, int]:

@@ -1,0 +1,83 @@
+"""The few Flink REST calls the project needs: find a job, its state, cancel it, savepoints.
+
+Flink's REST API (default http://localhost:8081) is the one interface that works for both
+a job submitted through Beam's job server and one submitted as an uber jar, so the tests,
+the savepoint command and the benchmark all go through it. Standard library only.
+"""
+
+import json
+import time
+import urllib.request
+from typing import Optional
+
+DEFAULT_REST = 'localhost:8081'
+ENDED = ('FAILED', 'CANCELED', 'FINISHED')
+
+
+class FlinkRestError(RuntimeError):
+  """Flink answered, but not with what was asked for."""
+
+
+def call(path: str, method: str = 'GET', body: Optional[dict] = None,
+         rest: str = DEFAULT_REST, timeout_s: float = 10.0):
+  """JSON of `method` `path`; body, when given, is sent as JSON."""
+  data = json.dumps(body).encode() if body is not None else None
+  request = urllib.request.Request(
+      f'http://{rest}{path}', data=data, method=method,
+      headers={'Content-Type': 'application/json'} if data else {})
+  with urllib.request.urlopen(request, timeout=timeout_s) as response:
+    raw = response.read()
+  return json.loads(raw) if raw else None
+
+
+def job_by_name(job_name: str, rest: str = DEFAULT_REST) -> Optional[dict]:
+  """The newest job of that name ({'jid', 'name', 'state', 'start-time', ...}), or None."""
+  jobs = [j for j in call('/jobs/overview', rest=rest)['jobs'] if j['name'] == job_name]
+  return max(jobs, key=lambda j: j['start-time']) if jobs else None
+
+
+def running_job(job_name: str, rest: str = DEFAULT_REST) -> dict:
+  """The job of that name that has not ended; FlinkRestError when there is none."""
+  job = job_by_name(job_name, rest)
+  if job is None or job['state'] in ENDED:
+    raise FlinkRestError(f'no running Flink job named {job_name!r} at {rest}'
+                         + (f' (newest is {job["state"]})' if job else ''))
+  return job
+
+
+def all_tasks_running(jid: str, rest: str = DEFAULT_REST) -> bool:
+  """Whether the job is RUNNING with every task of every vertex RUNNING (after a restart the
+  job shows RUNNING while its tasks are still being deployed)."""
+  detail = call(f'/jobs/{jid}', rest=rest)
+  if detail['state'] != 'RUNNING':
+    return False
+  return all(v['status'] == 'RUNNING' for v in detail['vertices'])
+
+
+def cancel(jid: str, rest: str = DEFAULT_REST) -> None:
+  call(f'/jobs/{jid}?mode=cancel', method='PATCH', rest=rest)
+
+
+def stop_with_savepoint(jid: str, target_dir: Optional[str] = None, drain: bool = False,
+                        rest: str = DEFAULT_REST, timeout_s: float = 300.0) -> str:
+  """Stops the job with a savepoint and returns the savepoint's location.
+
+  drain=False (an upgrade): sources stop, the savepoint holds every open window, and a
+  job started from it continues as if nothing happened. drain=True (a final stop): the
+  watermark jumps to the end of time first, so every window fires before the job ends.
+  """
+  body = {'drain': drain}
+  if target_dir:
+    body['targetDirectory'] = target_dir
+  trigger = call(f'/jobs/{jid}/stop', method='POST', body=body, rest=rest)['request-id']
+  deadline = time.monotonic() + timeout_s
+  while time.monotonic() < deadline:
+    status = call(f'/jobs/{jid}/savepoints/{trigger}', rest=rest)
+    if status['status']['id'] == 'COMPLETED':
+      operation = status.get('operation') or {}
+      if 'location' in operation:
+        return operation['location']
+      raise FlinkRestError(f'savepoint of job {jid} failed: '
+                           f'{operation.get("failure-cause", operation)}')
+    time.sleep(0.5)
+  raise FlinkRestError(f'savepoint of job {jid} not done after {timeout_s:.0f} s')

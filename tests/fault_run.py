@@ -1,0 +1,244 @@
+"""One fault-injection run on the standalone Flink cluster, for tests/test_fault.py.
+
+The job reads a steady stream (a producer thread paces records to their event time, which
+is wall-clock time), a fault hits at a chosen moment, and afterwards the run checks what
+users are promised (README "Guarantees"): the job recovers by itself, and after dropping
+duplicates (alerts by `alert_id`, dead letters by their source partition and offset) its
+outputs are exactly what a fault-free run gives.
+
+The ground truth is the readings topic itself, read back at the end: what the producer
+really wrote, so a send the broker lost or repeated during its restart cannot make the
+expectation wrong (the producer is idempotent, and the run also checks it wrote exactly
+what it was given).
+"""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from typing import Callable, Dict, List, Optional
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from runners import flink_rest
+from runners.simulator import Record, produce
+from runners.topic_reader import read_topic, wait_for
+from tests.e2e_job import BOOTSTRAP, JobRun, readings_of
+from tests.oracle import expected_alert_ids
+from transforms.parse import RecordParser
+from transforms.records import DeadLetter, RawRecord
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PIDS = os.path.join(ROOT, '.local/pids')
+
+
+def recorded_pid(name: str) -> int:
+  with open(os.path.join(PIDS, f'{name}.pid'), encoding='ascii') as f:
+    return int(f.read().strip())
+
+
+def script(name: str, command: str) -> None:
+  subprocess.run([os.path.join(ROOT, 'runners', name), command], cwd=ROOT, check=True,
+                 capture_output=True, text=True)
+
+
+def _wait_dead(pid: int, timeout_s: float = 30.0) -> None:
+  def dead():
+    try:
+      os.kill(pid, 0)
+      return False
+    except ProcessLookupError:
+      return True
+  wait_for(dead, timeout_s, f'pid {pid} to exit')
+
+
+# --- The faults: each ends with the service back up (what an operator or a supervisor
+# such as systemd or Kubernetes would do), so the job can recover. ---
+
+def kill_taskmanager(run: 'FaultRun') -> None:
+  """kill -9 the TaskManager JVM (Flink, the Java SDK harness and the Kafka clients die
+  with it), then start a new TaskManager."""
+  pid = recorded_pid('flink-taskmanager')
+  os.kill(pid, signal.SIGKILL)
+  _wait_dead(pid)
+  script('flink_cluster.sh', 'start')
+
+
+def kill_worker_pool(run: 'FaultRun') -> None:
+  """kill -9 the Python worker pool and the SDK workers it started (its process group:
+  runners/lib.sh starts every service in a session of its own), then start the pool again."""
+  pid = recorded_pid('worker-pool')
+  os.killpg(pid, signal.SIGKILL)
+  _wait_dead(pid)
+  script('flink_cluster.sh', 'start')
+
+
+def restart_broker(run: 'FaultRun') -> None:
+  """Stop the Kafka broker and start it again (its data stays)."""
+  script('kafka.sh', 'stop')
+  script('kafka.sh', 'start')
+
+
+def savepoint_and_resume(run: 'FaultRun') -> None:
+  """Stop the job with a savepoint (no drain) and start it again from that savepoint."""
+  jid = flink_rest.running_job(run.job.job_name, rest=run.rest)['jid']
+  location = flink_rest.stop_with_savepoint(jid, rest=run.rest)
+  run.savepoint = location
+  run.job.start([f'--savepoint_path={location}'])
+
+
+FAULTS: Dict[str, Callable[['FaultRun'], None]] = {
+    'kill_taskmanager': kill_taskmanager,
+    'kill_worker_pool': kill_worker_pool,
+    'restart_broker': restart_broker,
+    'savepoint_and_resume': savepoint_and_resume,
+}
+
+
+class SteadyProducer(threading.Thread):
+  """Produces records paced to their event time, in the background."""
+
+  def __init__(self, topic: str, records: List[Record]):
+    super().__init__(daemon=True)
+    self.topic = topic
+    self.records = records
+    self.produced = 0
+    self.error: Optional[BaseException] = None
+
+  def run(self) -> None:
+    # Idempotent: retries after a broker restart neither duplicate nor reorder records.
+    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20, acks='all',
+                             enable_idempotence=True, delivery_timeout_ms=300_000,
+                             request_timeout_ms=20_000, max_block_ms=120_000)
+    try:
+      self.produced = produce(producer, self.topic, self.records, pace=True)
+    except BaseException as error:  # pylint: disable=broad-except
+      self.error = error
+    finally:
+      producer.close()
+
+
+class WindowStatsTail(threading.Thread):
+  """Follows the window-stats topic and notes when each window end was first seen: the
+  job's heartbeat, from which the recovery time is read."""
+
+  def __init__(self, topic: str):
+    super().__init__(daemon=True)
+    self.topic = topic
+    self.first_seen: Dict[str, float] = {}  # window_end (ISO) -> wall time first seen
+    self._stopping = threading.Event()
+
+  def run(self) -> None:
+    import json  # pylint: disable=import-outside-toplevel
+    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
+                             reconnect_backoff_max_ms=2000)
+    consumer.assign([TopicPartition(self.topic, 0)])
+    consumer.seek_to_beginning()
+    try:
+      while not self._stopping.is_set():
+        try:
+          batches = consumer.poll(timeout_ms=500)
+        except Exception:  # pylint: disable=broad-except
+          time.sleep(0.5)  # the broker restarts: keep following
+          continue
+        now = time.time()
+        for batch in batches.values():
+          for record in batch:
+            end = json.loads(record.value)['window_end']
+            self.first_seen.setdefault(end, now)
+    finally:
+      consumer.close()
+
+  def stop(self) -> None:
+    self._stopping.set()
+    self.join(10)
+
+  def first_output_after(self, fault_wall_s: float) -> Optional[float]:
+    """When the first window ending after the fault moment was seen (wall time)."""
+    from transforms.records import iso_ms  # pylint: disable=import-outside-toplevel
+    after = iso_ms(int(fault_wall_s * 1000))
+    times = [seen for end, seen in self.first_seen.items() if end > after]
+    return min(times) if times else None
+
+
+class FaultRun:
+  """Topics, the steady input, the job on the cluster, the fault and the verdict."""
+
+  def __init__(self, make_records: Callable[[int], List[Record]],
+               rest: str = flink_rest.DEFAULT_REST):
+    """make_records(start_ms) gives the input, its event time starting at start_ms."""
+    self.make_records = make_records
+    self.rest = rest
+    self.job = JobRun('cluster', readings_partitions=4)
+    self.savepoint: Optional[str] = None
+    self.fault_at: Optional[float] = None
+    self.recovery_s: Optional[float] = None
+
+  def start(self) -> None:
+    self.job.start()
+    wait_for(lambda: flink_rest.all_tasks_running(
+        (flink_rest.job_by_name(self.job.job_name, self.rest) or {'jid': None})['jid'],
+        self.rest) if flink_rest.job_by_name(self.job.job_name, self.rest) else False,
+        120, f'{self.job.job_name} RUNNING on the cluster')
+    start_ms = int(time.time() * 1000) + 2000
+    self.records = self.make_records(start_ms - start_ms % 5000 + 5000)
+    self.producer = SteadyProducer(self.job.topics['readings'], self.records)
+    self.tail = WindowStatsTail(self.job.topics['stats'])
+    self.tail.start()
+    self.producer.start()
+
+  def inject(self, fault: str, at_wall_s: float) -> None:
+    """Waits until wall time at_wall_s, injects the fault, then waits for recovery: the job
+    RUNNING with all its tasks, and a window ending after the fault in its output."""
+    time.sleep(max(0.0, at_wall_s - time.time()))
+    self.fault_at = time.time()
+    FAULTS[fault](self)
+    wait_for(lambda: self.tail.first_output_after(self.fault_at) is not None, 300,
+             f'window statistics for a window ending after the {fault}')
+    self.recovery_s = self.tail.first_output_after(self.fault_at) - self.fault_at
+
+  def finish(self, timeout_s: float = 600) -> None:
+    """Waits until the producer is done and the job has emitted everything expected."""
+    self.producer.join(timeout_s)
+    if self.producer.error:
+      raise self.producer.error
+    assert self.producer.produced == len(self.records)
+    self.truth = read_topic(BOOTSTRAP, self.job.topics['readings'])
+    parser = RecordParser()
+    parsed = [parser.parse(RawRecord(r.value, r.timestamp, r.key, r.topic, r.partition,
+                                     r.offset)) for r in self.truth]
+    self.malformed = [p for p in parsed if isinstance(p, DeadLetter)]
+    self.readings = readings_of([Record(b'', r.value, r.timestamp, 'normal')
+                                 for r in self.truth])
+    self.expected = expected_alert_ids(self.readings, 10_000, 5_000, 50.0)
+    last_ts = max(r.ts_ms for r in self.readings)
+    from transforms.records import iso_ms  # pylint: disable=import-outside-toplevel
+    last_window_end = iso_ms(last_ts - last_ts % 5000 + 10_000)
+    sensors = len({r.sensor_id for r in self.readings})
+
+    def complete():
+      stats = self.job.read('stats')
+      return (sum(1 for s in stats if s['window_end'] == last_window_end) >= sensors
+              and self.expected <= {a['alert_id'] for a in self.job.read('alerts')}
+              and len(self.dead_letter_keys()) >= len(self.malformed))
+    wait_for(complete, timeout_s, f'{self.job.job_name}: every expected output')
+    time.sleep(5)  # anything unexpected gets a chance to show up
+
+  def dead_letter_keys(self) -> Counter:
+    """(partition, offset, reason) of each dead letter: where its record sits in the
+    readings topic, which identifies it across replays."""
+    return Counter((d['source']['partition'], d['source']['offset'], d['reason'])
+                   for d in self.job.read('dead'))
+
+  def close(self) -> None:
+    try:
+      if getattr(self, 'tail', None):
+        self.tail.stop()
+      job = flink_rest.job_by_name(self.job.job_name, self.rest)
+      if job and job['state'] not in flink_rest.ENDED:
+        flink_rest.cancel(job['jid'], self.rest)
+    finally:
+      self.job.result = None  # cancelled above, through REST
+      self.job.close()
