@@ -3,6 +3,8 @@
 #   .cache/jars/kafka/               Kafka broker classpath (KRaft)
 #   .cache/jars/flink-job-server/    Beam Flink job server classpath + launcher jar
 #   .cache/jars/expansion-service/   KafkaIO expansion service classpath + launcher jar
+#   .cache/jars/original-job/        the original Java Flink job (benchmark baseline), one
+#                                    shaded jar to submit to Flink (bench/java_baseline.py)
 #
 # Idempotent: a stamp records a hash of pom.xml and runners/java/; when it matches and the
 # folders are there, the script returns at once without running Maven.
@@ -25,7 +27,8 @@ want="$(inputs_hash)"
 if [[ "${1:-}" != "--force" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
     && ls "$JARS"/kafka/kafka_2.13-*.jar \
           "$JARS"/flink-job-server/beam-runners-flink-*-job-server-*.jar \
-          "$JARS"/expansion-service/beam-kafka-expansion-service-*.jar >/dev/null 2>&1; then
+          "$JARS"/expansion-service/beam-kafka-expansion-service-*.jar \
+          "$JARS"/original-job/original-job-*.jar >/dev/null 2>&1; then
   exit 0
 fi
 

@@ -1,0 +1,1 @@
+"""make bench: throughput, alert latency and memory of the job and its baselines (issue 6)."""
