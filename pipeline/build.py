@@ -32,7 +32,8 @@ def build_pipeline(records: beam.PCollection, options: PipelineOptions) -> Dict[
   'dead_letters': DeadLetters, 'late': Readings}."""
   opts = validate(options)
   min_ts_ms, max_ts_ms = event_time_bounds_ms(opts)
-  parser = RecordParser(opts.input_format, opts.max_record_bytes, min_ts_ms, max_ts_ms)
+  parser = RecordParser(opts.input_format, opts.max_record_bytes, min_ts_ms, max_ts_ms,
+                        max_future_ms=int(opts.max_clock_skew * 1000))
   parsed = records | 'ParseReadings' >> ParseReadings(parser)
   detected = parsed['readings'] | 'DetectAnomalies' >> DetectAnomalies(
       make_rule(opts), make_shape(opts), opts.allowed_lateness)

@@ -16,7 +16,7 @@ own `ts`, so windows are in the reading's event time.
 import configparser
 import os
 import typing
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
 
 import apache_beam as beam
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
@@ -182,8 +182,16 @@ def consumer_config(opts: KafkaOptions) -> Dict[str, str]:
   return config
 
 
-def producer_config(opts: KafkaOptions) -> Dict[str, str]:
+# The producer's request limit for dead letters: one carries its record's bytes in base64,
+# 4/3 of a readings record that may itself be near Kafka's 1 MB default. The dead-letters
+# topic must accept as much (max.message.bytes; runners/kafka.sh sets the broker's default).
+DEAD_LETTER_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+
+def producer_config(opts: KafkaOptions, defaults: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+  """Shared settings, then `defaults` for this sink, then what the user gave."""
   config = _shared_config(opts)
+  config.update(defaults or {})
   config.update(parse_key_values('producer_config', opts.producer_config))
   return config
 
@@ -235,10 +243,12 @@ class ReadSensorRecords(beam.PTransform):
 class WriteToTopic(beam.PTransform):
   """Elements -> JSON records keyed by sensor_id on one topic."""
 
-  def __init__(self, opts: KafkaOptions, topic: str):
+  def __init__(self, opts: KafkaOptions, topic: str,
+               producer_defaults: Optional[Dict[str, str]] = None):
     super().__init__()
     self._opts = opts
     self._topic = topic
+    self._producer_defaults = producer_defaults
 
   def expand(self, elements):
     return (
@@ -247,7 +257,7 @@ class WriteToTopic(beam.PTransform):
             lambda e: (sensor_key(e), to_json_line(e).encode('utf-8'))).with_output_types(
                 typing.Tuple[bytes, bytes])
         | 'WriteToKafka' >> WriteToKafka(
-            producer_config=producer_config(self._opts),
+            producer_config=producer_config(self._opts, self._producer_defaults),
             topic=self._topic,
             expansion_service=self._opts.expansion_service))
 
@@ -255,4 +265,6 @@ class WriteToTopic(beam.PTransform):
 def write_outputs(outputs: Dict[str, beam.PCollection], opts: KafkaOptions) -> None:
   """Writes every output of build_pipeline to its topic."""
   for name, option in TOPIC_OPTIONS.items():
-    outputs[name] | f'Write_{name}' >> WriteToTopic(opts, getattr(opts, option))
+    defaults = ({'max.request.size': str(DEAD_LETTER_MAX_REQUEST_BYTES)}
+                if name == 'dead_letters' else None)
+    outputs[name] | f'Write_{name}' >> WriteToTopic(opts, getattr(opts, option), defaults)

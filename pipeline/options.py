@@ -44,6 +44,11 @@ class AnomalyOptions(PipelineOptions):
         help='Event times at or after this are dead letters '
         '(timestamp_out_of_range). Default: 2100-01-01T00:00:00Z.')
     group.add_argument(
+        '--max_clock_skew', type=float, default=3600.0,
+        help='Seconds a reading\'s event time may be ahead of its record\'s source '
+        '(Kafka) timestamp; readings further in the future are dead letters '
+        '(timestamp_in_future). Default: 3600.')
+    group.add_argument(
         '--window_size', type=float, default=10.0,
         help='Length of the sliding statistics windows, in seconds. Default: 10.')
     group.add_argument(
@@ -129,6 +134,7 @@ def validate(options: PipelineOptions) -> AnomalyOptions:
   opts = options.view_as(AnomalyOptions)
   _positive(opts, 'window_size')
   _positive(opts, 'window_period')
+  _positive(opts, 'max_clock_skew')
   size_ms, period_ms = round(opts.window_size * 1000), round(opts.window_period * 1000)
   if period_ms > size_ms:
     raise InvalidOptionError('window_period', 'must not exceed --window_size')

@@ -79,6 +79,9 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=${KAFKA_AUTO_CREATE_TOPICS:-false}
 log.retention.hours=24
+# A dead letter carries its record's bytes in base64 (4/3 of their size) plus the reason:
+# with Kafka's 1 MB default, the dead letter of a record near 1 MB could not be written.
+message.max.bytes=4194304
 EOF
 }
 

@@ -86,7 +86,7 @@ def savepoint_and_resume(run: 'FaultRun') -> None:
   jid = flink_rest.running_job(run.job.job_name, rest=run.rest)['jid']
   location = flink_rest.stop_with_savepoint(jid, rest=run.rest)
   run.savepoint = location
-  run.job.start([f'--savepoint_path={location}'])
+  run.job.start(run.job_args + [f'--savepoint_path={location}'])
 
 
 FAULTS: Dict[str, Callable[['FaultRun'], None]] = {
@@ -167,9 +167,11 @@ class FaultRun:
   """Topics, the steady input, the job on the cluster, the fault and the verdict."""
 
   def __init__(self, make_records: Callable[[int], List[Record]],
-               rest: str = flink_rest.DEFAULT_REST):
-    """make_records(start_ms) gives the input, its event time starting at start_ms."""
+               job_args: List[str] = (), rest: str = flink_rest.DEFAULT_REST):
+    """make_records(start_ms) gives the input, its event time starting at start_ms;
+    job_args: more options for the job."""
     self.make_records = make_records
+    self.job_args = list(job_args)
     self.rest = rest
     self.job = JobRun('cluster', readings_partitions=4)
     self.savepoint: Optional[str] = None
@@ -177,7 +179,7 @@ class FaultRun:
     self.recovery_s: Optional[float] = None
 
   def start(self) -> None:
-    self.job.start()
+    self.job.start(self.job_args)
     wait_for(lambda: flink_rest.all_tasks_running(
         (flink_rest.job_by_name(self.job.job_name, self.rest) or {'jid': None})['jid'],
         self.rest) if flink_rest.job_by_name(self.job.job_name, self.rest) else False,

@@ -74,3 +74,12 @@ def test_missing_file(tmp_path):
   path = tmp_path / 'absent.properties'
   with pytest.raises(InvalidOptionError, match=r'^--kafka_config_file: cannot read .*absent'):
     consumer_config(kafka_options(f'--kafka_config_file={path}'))
+
+
+def test_a_sinks_defaults_yield_to_the_users_producer_config(no_kafka_env):
+  # The dead-letter sink asks for 4 MiB requests; --producer_config still has the last word.
+  defaults = {'max.request.size': '4194304'}
+  assert producer_config(kafka_options(), defaults)['max.request.size'] == '4194304'
+  opts = kafka_options('--producer_config=max.request.size=2097152')
+  assert producer_config(opts, defaults)['max.request.size'] == '2097152'
+  assert 'max.request.size' not in producer_config(kafka_options())

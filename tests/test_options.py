@@ -34,6 +34,7 @@ def test_the_original_rule_is_two_options_away():
     (['--min_count=0'], 'min_count'),
     (['--min_stddev=0'], 'min_stddev'),
     (['--max_record_bytes=0'], 'max_record_bytes'),
+    (['--max_clock_skew=0'], 'max_clock_skew'),
     (['--trailing_windows=0'], 'trailing_windows'),
     (['--season=-1'], 'season'),
     (['--season=12'], 'season'),  # not a multiple of the 5 s period

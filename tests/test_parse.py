@@ -88,6 +88,16 @@ def test_deep_nesting_is_malformed_json_not_a_crash():
   assert reason(deep, max_record_bytes=len(deep)) == parse.MALFORMED_JSON
 
 
+def test_event_time_far_ahead_of_the_source_timestamp_is_a_dead_letter():
+  # The record was written at T; its reading claims T + 1 h + 1 ms, one ms beyond the skew.
+  ahead = b'{"sensor_id": "a", "value": 1, "ts": %d}' % (T + 3_600_001)
+  assert reason(ahead, source_ts=T, max_future_ms=3_600_000) == parse.TIMESTAMP_IN_FUTURE
+  within = b'{"sensor_id": "a", "value": 1, "ts": %d}' % (T + 3_600_000)
+  assert isinstance(parse_bytes(within, source_ts=T, max_future_ms=3_600_000), Reading)
+  # CSV takes its event time from the source timestamp: never ahead of it.
+  assert isinstance(parse_bytes(b'a,1', source_ts=T, max_future_ms=0), Reading)
+
+
 def test_csv_without_source_timestamp():
   assert reason(b'a,5', source_ts=None) == parse.BAD_TIMESTAMP
 
@@ -98,7 +108,7 @@ def test_record_too_large_is_checked_before_decoding():
 
 
 def test_every_reason_is_listed():
-  assert len(set(parse.DEAD_LETTER_REASONS)) == len(parse.DEAD_LETTER_REASONS) == 12
+  assert len(set(parse.DEAD_LETTER_REASONS)) == len(parse.DEAD_LETTER_REASONS) == 13
 
 
 def test_dead_letter_json_keeps_bytes_and_source():

@@ -9,7 +9,7 @@ reason, counted per reason by ParseReadings.
 import json
 import math
 from datetime import datetime
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -31,11 +31,12 @@ NON_NUMERIC_VALUE = 'non_numeric_value'
 NON_FINITE_VALUE = 'non_finite_value'
 BAD_TIMESTAMP = 'bad_timestamp'
 TIMESTAMP_OUT_OF_RANGE = 'timestamp_out_of_range'
+TIMESTAMP_IN_FUTURE = 'timestamp_in_future'
 
 DEAD_LETTER_REASONS = (
     RECORD_TOO_LARGE, INVALID_UTF8, MALFORMED_JSON, NOT_AN_OBJECT,
     MALFORMED_CSV, MISSING_FIELD, EMPTY_FIELD, WRONG_TYPE, NON_NUMERIC_VALUE,
-    NON_FINITE_VALUE, BAD_TIMESTAMP, TIMESTAMP_OUT_OF_RANGE)
+    NON_FINITE_VALUE, BAD_TIMESTAMP, TIMESTAMP_OUT_OF_RANGE, TIMESTAMP_IN_FUTURE)
 
 INPUT_FORMATS = ('auto', 'json', 'csv')
 
@@ -57,13 +58,18 @@ class RecordParser:
       input_format: str = 'auto',
       max_record_bytes: int = 65536,
       min_ts_ms: int = 946684800000,  # 2000-01-01T00:00:00Z
-      max_ts_ms: int = 4102444800000):  # 2100-01-01T00:00:00Z
+      max_ts_ms: int = 4102444800000,  # 2100-01-01T00:00:00Z
+      max_future_ms: Optional[int] = None):
+    """max_future_ms: how far a reading's event time may be ahead of its record's source
+    timestamp (a sensor clock gone wrong). A reading from far in the future would sit in
+    window state until the watermark reaches it, for years."""
     if input_format not in INPUT_FORMATS:
       raise ValueError(f'input_format must be one of {INPUT_FORMATS}')
     self.input_format = input_format
     self.max_record_bytes = max_record_bytes
     self.min_ts_ms = min_ts_ms
     self.max_ts_ms = max_ts_ms
+    self.max_future_ms = max_future_ms
 
   def parse(self, record: RawRecord) -> Union[Reading, DeadLetter]:
     try:
@@ -85,8 +91,15 @@ class RecordParser:
     if fmt == 'auto':
       fmt = 'json' if text.lstrip().startswith('{') else 'csv'
     if fmt == 'json':
-      return self._parse_json(text)
-    return self._parse_csv(text, record.timestamp_ms)
+      reading = self._parse_json(text)
+    else:
+      reading = self._parse_csv(text, record.timestamp_ms)
+    if (self.max_future_ms is not None and record.timestamp_ms is not None
+        and reading.ts_ms > record.timestamp_ms + self.max_future_ms):
+      raise ParseError(TIMESTAMP_IN_FUTURE,
+                       f'ts={reading.ts_ms} ms is {reading.ts_ms - record.timestamp_ms} ms '
+                       f'after the record\'s timestamp {record.timestamp_ms} ms')
+    return reading
 
   def _parse_json(self, text: str) -> Reading:
     try:
