@@ -34,12 +34,14 @@ def build_pipeline(records: beam.PCollection, options: PipelineOptions) -> Dict[
   min_ts_ms, max_ts_ms = event_time_bounds_ms(opts)
   parser = RecordParser(opts.input_format, opts.max_record_bytes, min_ts_ms, max_ts_ms,
                         max_future_ms=int(opts.max_clock_skew * 1000))
-  parsed = records | 'ParseReadings' >> ParseReadings(parser)
+  # As late as the windows accept (allowed lateness + one period, see DetectAnomalies).
+  parsed = records | 'ParseReadings' >> ParseReadings(
+      parser, max_delay_ms=round((opts.allowed_lateness + opts.window_period) * 1000))
   detected = parsed['readings'] | 'DetectAnomalies' >> DetectAnomalies(
       make_rule(opts), make_shape(opts), opts.allowed_lateness)
   return {
       'alerts': detected['alerts'],
       'window_stats': detected['window_stats'],
       'dead_letters': parsed['dead_letters'],
-      'late': detected['late'],
+      'late': (parsed['late'], detected['late']) | 'AllLate' >> beam.Flatten(),
   }

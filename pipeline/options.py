@@ -60,7 +60,8 @@ class AnomalyOptions(PipelineOptions):
         '--allowed_lateness', type=float, default=30.0,
         help='Seconds a reading may be behind the watermark and still be '
         'judged and counted in the statistics; later readings go to the late '
-        'output. Default: 30.')
+        'output, as do readings whose source (Kafka) timestamp is more than this '
+        'plus --window_period after their event time. Default: 30.')
     group.add_argument(
         '--baseline', choices=BASELINES, default='trailing',
         help='Which window judges a reading: trailing (the window that ended '

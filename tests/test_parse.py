@@ -135,3 +135,28 @@ def test_unknown_format_is_rejected():
 def test_values_are_floats():
   r = parse_bytes(b'{"sensor_id": "a", "value": -0.0, "ts": 1700000000000}')
   assert r.value == 0.0 and not math.isnan(r.value)
+
+
+class Counter:
+  """Stands in for a Beam counter, which a DoFn called directly cannot report."""
+  count = 0
+
+  def inc(self):
+    self.count += 1
+
+
+def test_parse_fn_routes_readings_that_arrived_too_late():
+  # Written to Kafka at T; max delay 35 s: an event time of T - 35 s is in time,
+  # T - 35.001 s is late, and a record without a source timestamp is never judged late.
+  fn = parse._ParseFn(parse.RecordParser(), max_delay_ms=35_000)
+  fn._late = Counter()
+
+  def route(ts_ms, source_ts=T):
+    payload = b'{"sensor_id": "a", "value": 1, "ts": %d}' % ts_ms
+    out = list(fn.process(RawRecord(payload, timestamp_ms=source_ts)))
+    return getattr(out[0], 'tag', 'readings')
+
+  assert route(T - 35_000) == 'readings'
+  assert route(T - 35_001) == 'late'
+  assert route(T - 10**9, source_ts=None) == 'readings'
+  assert fn._late.count == 1

@@ -182,11 +182,15 @@ class RecordParser:
 
 
 class _ParseFn(beam.DoFn):
-  """Emits timestamped Readings on the main output, DeadLetters on 'dead_letters'."""
+  """Emits timestamped Readings on the main output, DeadLetters on 'dead_letters', and
+  readings that reached the source more than max_delay_ms after their event time on 'late'.
+  """
 
-  def __init__(self, parser: RecordParser):
+  def __init__(self, parser: RecordParser, max_delay_ms: Optional[int] = None):
     self._parser = parser
+    self._max_delay_ms = max_delay_ms
     self._readings = Metrics.counter(METRICS_NAMESPACE, 'readings')
+    self._late = Metrics.counter(METRICS_NAMESPACE, 'late_readings')
     self._dead = {
         reason: Metrics.counter(METRICS_NAMESPACE, f'dead_letter_{reason}')
         for reason in DEAD_LETTER_REASONS
@@ -201,23 +205,42 @@ class _ParseFn(beam.DoFn):
       yield beam.pvalue.TaggedOutput(ParseReadings.DEAD_LETTERS, result)
     else:
       self._readings.inc()
-      yield TimestampedValue(result, result.ts_ms / 1000.0)
+      source_ms = record.timestamp_ms
+      if (self._max_delay_ms is not None and source_ms is not None
+          and result.ts_ms < source_ms - self._max_delay_ms):
+        self._late.inc()
+        yield beam.pvalue.TaggedOutput(ParseReadings.LATE, result)
+      else:
+        yield TimestampedValue(result, result.ts_ms / 1000.0)
 
 
 class ParseReadings(beam.PTransform):
-  """RawRecords -> {'readings': Readings at event time, 'dead_letters': DeadLetters}."""
+  """RawRecords -> {'readings': Readings at event time, 'dead_letters': DeadLetters,
+  'late': Readings that arrived too late}.
+
+  max_delay_ms: a reading whose record reached the source (its Kafka timestamp) more than
+  this after the reading's event time is late at once: the watermark follows the source
+  timestamps, so it is behind the watermark by about as much. Routing it here keeps
+  readings from long ago (a sensor clock reset, a replayed archive) out of the windows and
+  the side input, where each would open a window of its own long after it closed; on Flink
+  such readings stalled the side input (seen with fuzzed timestamps).
+  """
   READINGS = 'readings'
   DEAD_LETTERS = 'dead_letters'
+  LATE = 'late'
 
-  def __init__(self, parser: RecordParser):
+  def __init__(self, parser: RecordParser, max_delay_ms: Optional[int] = None):
     super().__init__()
     self._parser = parser
+    self._max_delay_ms = max_delay_ms
 
   def expand(self, records):
-    results = records | 'Parse' >> beam.ParDo(_ParseFn(self._parser)).with_outputs(
-        self.DEAD_LETTERS, main=self.READINGS)
+    results = records | 'Parse' >> beam.ParDo(
+        _ParseFn(self._parser, self._max_delay_ms)).with_outputs(
+            self.DEAD_LETTERS, self.LATE, main=self.READINGS)
     return {self.READINGS: results[self.READINGS],
-            self.DEAD_LETTERS: results[self.DEAD_LETTERS]}
+            self.DEAD_LETTERS: results[self.DEAD_LETTERS],
+            self.LATE: results[self.LATE]}
 
 
 def parse_epoch_or_iso_ms(text: str) -> int:
