@@ -16,7 +16,7 @@
 # Usage: runners/flink_cluster.sh start|stop|status
 # Env:   FLINK_REST_PORT (8081), FLINK_TASK_SLOTS (4), FLINK_PARALLELISM (2),
 #        FLINK_JM_MEMORY (1600m), FLINK_TM_MEMORY (4g), FLINK_TM_METASPACE (1536m),
-#        WORKER_POOL_PORT (50000), FLINK_MAX_RESTART_BACKOFF ("10 s"),
+#        WORKER_POOL_PORT (50000), FLINK_MAX_RESTART_BACKOFF ("2 s"),
 #        FLINK_HEARTBEAT_TIMEOUT_MS (15000),
 #        FLINK_START_TIMEOUT seconds (90).
 set -euo pipefail
@@ -71,7 +71,8 @@ put('blob.service.cleanup.interval', 120)
 put('classloader.check-leaked-classloader', False)
 # Fault tolerance (README "Guarantees"): job state in the TaskManager's heap, snapshotted to
 # local files; a failed job restarts by itself from its last checkpoint, backing off from 1 s
-# to 10 s between attempts, without a limit (a broker or worker outage can last a while);
+# to 2 s between attempts (a replacement TaskManager or worker pool is used within 2 s of its
+# arrival), without a limit (a broker or worker outage can last a while);
 # the last checkpoints survive a cancel, so a job can be started again from them.
 put('state.backend.type', 'hashmap')
 put('state.checkpoints.dir', 'file://$FLINK_LOCAL/checkpoints')
@@ -80,7 +81,7 @@ put('state.checkpoints.num-retained', 3)
 put('execution.checkpointing.externalized-checkpoint-retention', 'RETAIN_ON_CANCELLATION')
 put('restart-strategy.type', 'exponential-delay')
 put('restart-strategy.exponential-delay.initial-backoff', '1 s')
-put('restart-strategy.exponential-delay.max-backoff', '${FLINK_MAX_RESTART_BACKOFF:-10 s}')
+put('restart-strategy.exponential-delay.max-backoff', '${FLINK_MAX_RESTART_BACKOFF:-2 s}')
 put('restart-strategy.exponential-delay.backoff-multiplier', 2.0)
 put('restart-strategy.exponential-delay.reset-backoff-threshold', '60 s')
 put('restart-strategy.exponential-delay.jitter-factor', 0.1)

@@ -132,24 +132,31 @@ class WindowStatsTail(threading.Thread):
 
   def run(self) -> None:
     import json  # pylint: disable=import-outside-toplevel
-    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
-                             reconnect_backoff_max_ms=2000)
-    consumer.assign([TopicPartition(self.topic, 0)])
-    consumer.seek_to_beginning()
-    try:
-      while not self._stopping.is_set():
+    position = 0
+    while not self._stopping.is_set():
+      # A fresh consumer per round: kafka-python's consumer did not always recover from a
+      # broker restart by itself, and this thread must keep following through one.
+      try:
+        consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
+                                 request_timeout_ms=5000)
         try:
-          batches = consumer.poll(timeout_ms=500)
-        except Exception:  # pylint: disable=broad-except
-          time.sleep(0.5)  # the broker restarts: keep following
-          continue
-        now = time.time()
-        for batch in batches.values():
-          for record in batch:
-            end = json.loads(record.value)['window_end']
-            self.first_seen.setdefault(end, now)
-    finally:
-      consumer.close()
+          partition = TopicPartition(self.topic, 0)
+          consumer.assign([partition])
+          consumer.seek(partition, position)
+          for _ in range(10):
+            batches = consumer.poll(timeout_ms=500)
+            now = time.time()
+            for batch in batches.values():
+              for record in batch:
+                end = json.loads(record.value)['window_end']
+                self.first_seen.setdefault(end, now)
+                position = record.offset + 1
+            if self._stopping.is_set():
+              break
+        finally:
+          consumer.close()
+      except Exception:  # pylint: disable=broad-except
+        time.sleep(1)
 
   def stop(self) -> None:
     self._stopping.set()
