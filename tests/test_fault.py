@@ -23,30 +23,21 @@ from kafka import KafkaProducer
 
 from pipeline.archive_read import drop_duplicates, read_output
 from runners import flink_rest
-from runners.services import Services
 from runners.simulator import generate
 from runners.topic_reader import wait_for
 from tests.e2e_job import BOOTSTRAP, JobRun, flink_job, flink_user_counters, readings_of
 from tests.fault_run import FAULTS, FaultRun
+# The module fixture that starts Kafka, the expansion service and the cluster unless they run,
+# and stops what it started.
+from tests.test_e2e_flink_uber_jar import cluster  # pylint: disable=unused-import
 from tests.fuzz import fuzzed
 from transforms.judge import alert_id
 
 pytestmark = pytest.mark.fault
 
 SENSORS, READINGS, ANOMALIES, MALFORMED = 100, 100_000, 50, 200
-RATE = 1000.0  # readings/s: the stream lasts 100 s
+RATE = 500.0  # readings/s: the stream lasts 200 s
 RECOVERY_LIMIT_S = 60.0
-
-
-@pytest.fixture(scope='module')
-def cluster():
-  started = Services()
-  try:
-    for script in ('kafka.sh', 'expansion_service.sh', 'flink_cluster.sh'):
-      started.ensure(script)
-    yield started
-  finally:
-    started.stop_started()
 
 
 def make_records(start_ms: int):

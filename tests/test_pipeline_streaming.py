@@ -207,28 +207,39 @@ def test_many_sensors_interleaved():
   assert counters['no_baseline'] == 1000
 
 
+class _State:
+  """A Beam state cell, for calling a stateful DoFn directly."""
+
+  def __init__(self, value=None):
+    self.value = value
+
+  def read(self):
+    return self.value
+
+  def write(self, value):
+    self.value = value
+
+
+class _Timer:
+  at = None
+
+  def set(self, ts):
+    self.at = ts
+
+
+class _Counter:
+  count = 0
+
+  def inc(self):
+    self.count += 1
+
+
 def test_late_gate_counts_what_it_routes():
   # The gate DoFn directly: a clock at 40 s, allowed lateness 5 s.
   from apache_beam.utils.timestamp import Timestamp
   from transforms.late_gate import _LateGateFn
   from transforms.records import Reading
-
-  class State:
-    def __init__(self, value=None):
-      self.value = value
-    def read(self):
-      return self.value
-    def write(self, value):
-      self.value = value
-
-  class Timer:
-    def set(self, ts):
-      self.at = ts
-
-  class Counter:
-    count = 0
-    def inc(self):
-      self.count += 1
+  State, Timer, Counter = _State, _Timer, _Counter
 
   fn = _LateGateFn(allowed_lateness_ms=5000, period_ms=5000, horizon_ms=20000)
   fn._late = Counter()  # the streaming DirectRunner drops this DoFn's counters
@@ -242,3 +253,19 @@ def test_late_gate_counts_what_it_routes():
   # a tick more than the horizon past the newest reading stops the clock
   fn.on_tick(Timestamp.of((T0 + 60000) / 1000), clock, newest, armed, timer)
   assert clock.read() == T0 + 60000 and armed.read() is False
+
+
+def test_late_gate_clock_jumps_to_the_newest_reading():
+  # A shard whose first reading was a year old ticks at that old time; its next tick must
+  # not be one period later (a year of 5 s ticks) but allowed_lateness before the newest
+  # reading: newest T0 + 1000 s, lateness 5 s -> next boundary after T0 + 995 s = 1000 s.
+  from apache_beam.utils.timestamp import Timestamp
+  from transforms.late_gate import _LateGateFn
+  State, Timer = _State, _Timer
+
+  fn = _LateGateFn(allowed_lateness_ms=5000, period_ms=5000, horizon_ms=20000)
+  year_ago = T0 - 365 * 86_400_000
+  clock, newest, armed, timer = State(), State(T0 + 1_000_000), State(True), Timer()
+  fn.on_tick(Timestamp.of(year_ago / 1000), clock, newest, armed, timer)
+  assert clock.read() == year_ago
+  assert timer.at == (T0 + 1_000_000) / 1000

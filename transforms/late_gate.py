@@ -87,11 +87,16 @@ class _LateGateFn(beam.DoFn):
       tick=beam.DoFn.TimerParam(TICK)):
     now_ms = fired_at.micros // 1000
     clock.write(now_ms)
-    next_ms = self._next_boundary_ms(now_ms)
+    newest_ms = newest.read() or _NO_CLOCK
+    # The next tick at the next boundary, but no earlier than allowed_lateness before the
+    # newest reading: a shard whose first reading was years old would otherwise crawl
+    # through those years one period at a time, holding back the watermark of everything
+    # downstream (seen with fuzzed timestamps). A later tick is still a lower bound.
+    next_ms = self._next_boundary_ms(max(now_ms, newest_ms - self._lateness_ms))
     # Keep ticking for a horizon past the newest reading, so a shard that
     # went quiet still knows the watermark when a late straggler arrives;
     # then stop, so a finished stream (watermark at +inf) ends the loop.
-    if next_ms <= (newest.read() or _NO_CLOCK) + self._horizon_ms:
+    if next_ms <= newest_ms + self._horizon_ms:
       tick.set(next_ms / 1000.0)
     else:
       armed.write(False)
