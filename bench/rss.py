@@ -1,0 +1,184 @@
+"""Peak resident memory of the job's processes, from /proc/<pid>/status.
+
+VmHWM is the kernel's own peak RSS of a process (kept while it lives), VmRSS the current
+one. A sampler thread reads both every second, because a process that ends (a Python
+worker, the embedded job server when the job is cancelled) takes its VmHWM with it, and
+because new processes (workers started by the worker pool) appear during a run. The peak
+reported is the larger of the last VmHWM seen and the largest VmRSS sampled.
+
+Which processes: on embedded Flink, the job server JVM that Beam starts as a child of the
+submitting Python process, and that Python process itself (it hosts the LOOPBACK workers);
+on the cluster, the JobManager, the TaskManager and the worker pool (pids from .local/pids)
+and every descendant of theirs (the SDK workers the pool forks).
+"""
+
+import os
+import threading
+from typing import Callable, Dict, Iterable, List, Optional
+
+PROC = '/proc'
+
+
+def parse_status(text: str) -> Dict[str, int]:
+  """VmHWM and VmRSS (kB) of a /proc/<pid>/status text; absent fields are left out
+  (a zombie or kernel thread has none)."""
+  out = {}
+  for line in text.splitlines():
+    key, _, rest = line.partition(':')
+    if key in ('VmHWM', 'VmRSS'):
+      value, _, unit = rest.strip().partition(' ')
+      if unit.strip() != 'kB':
+        raise ValueError(f'unexpected unit in {line!r}')
+      out[key] = int(value)
+  return out
+
+
+def read_status(pid: int) -> Optional[Dict[str, int]]:
+  try:
+    with open(f'{PROC}/{pid}/status', encoding='utf-8') as handle:
+      return parse_status(handle.read())
+  except (FileNotFoundError, ProcessLookupError):
+    return None
+
+
+def parent_of(stat_text: str) -> int:
+  """The ppid field of a /proc/<pid>/stat text (the command may contain spaces and ')')."""
+  return int(stat_text.rsplit(')', 1)[1].split()[1])
+
+
+def cpu_seconds(stat_text: str, ticks_per_s: int) -> float:
+  """utime + stime of a /proc/<pid>/stat text, in seconds (fields 14 and 15)."""
+  fields = stat_text.rsplit(')', 1)[1].split()
+  return (int(fields[11]) + int(fields[12])) / ticks_per_s
+
+
+def cpu_of(pids: Iterable[int]) -> Dict[int, float]:
+  """{pid: CPU seconds used so far} of the live ones among pids. CPU time, unlike a rate,
+  means the same on a busy shared machine: what a reading costs, not how long it waited."""
+  ticks = os.sysconf('SC_CLK_TCK')
+  out = {}
+  for pid in pids:
+    try:
+      with open(f'{PROC}/{pid}/stat', encoding='utf-8') as handle:
+        out[pid] = cpu_seconds(handle.read(), ticks)
+    except OSError:
+      continue
+  return out
+
+
+def descendants(root: int) -> List[int]:
+  """Every live descendant of root (not root itself)."""
+  children: Dict[int, List[int]] = {}
+  for entry in os.listdir(PROC):
+    if entry.isdigit():
+      try:
+        with open(f'{PROC}/{entry}/stat', encoding='utf-8') as handle:
+          children.setdefault(parent_of(handle.read()), []).append(int(entry))
+      except (OSError, IndexError, ValueError):
+        continue
+  found, todo = [], [root]
+  while todo:
+    for child in children.get(todo.pop(), ()):
+      found.append(child)
+      todo.append(child)
+  return found
+
+
+def cmdline(pid: int) -> str:
+  try:
+    with open(f'{PROC}/{pid}/cmdline', 'rb') as handle:
+      return handle.read().replace(b'\0', b' ').decode('utf-8', 'replace').strip()
+  except OSError:
+    return ''
+
+
+def label(pid: int) -> str:
+  """A short name for a process: job-server, jobmanager, taskmanager, worker-pool, ..."""
+  cmd = cmdline(pid)
+  for needle, name in (('job-server', 'job-server'), ('StandaloneSessionClusterEntrypoint',
+                       'jobmanager'), ('TaskManagerRunner', 'taskmanager'),
+                       ('worker_pool_main', 'worker-pool'), ('sdk_worker_main', 'sdk-worker'),
+                       ('java', 'java'), ('python', 'python')):
+    if needle in cmd:
+      return name
+  return cmd.split(' ', 1)[0] or 'process'
+
+
+def reset_peak(pid: int) -> bool:
+  """Resets the kernel's VmHWM of pid (writing 5 to clear_refs), so that a peak from an
+  earlier run in the same process does not count; False when not allowed."""
+  try:
+    with open(f'{PROC}/{pid}/clear_refs', 'w', encoding='ascii') as handle:
+      handle.write('5')
+    return True
+  except OSError:
+    return False
+
+
+class PeakRss:
+  """Samples the peak RSS of the processes `find()` returns, every `interval_s`.
+
+  use_hwm=False ignores VmHWM: for long-lived processes (the cluster's) whose peak may
+  come from an earlier job, only the RSS sampled during this run counts."""
+
+  def __init__(self, find: Callable[[], Iterable[int]], interval_s: float = 1.0,
+               use_hwm: bool = True):
+    self._find = find
+    self._use_hwm = use_hwm
+    self._interval = interval_s
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._loop, daemon=True, name='peak-rss')
+    self.peaks: Dict[int, Dict] = {}  # pid -> {'label', 'peak_kb'}
+
+  def sample(self) -> None:
+    for pid in self._find():
+      status = read_status(pid)
+      if not status:
+        continue
+      entry = self.peaks.setdefault(pid, {'label': label(pid), 'peak_kb': 0})
+      hwm = status.get('VmHWM', 0) if self._use_hwm else 0
+      entry['peak_kb'] = max(entry['peak_kb'], hwm, status.get('VmRSS', 0))
+
+  def _loop(self) -> None:
+    while not self._stop.wait(self._interval):
+      self.sample()
+
+  def __enter__(self) -> 'PeakRss':
+    self.sample()
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self._stop.set()
+    self._thread.join()
+    self.sample()
+
+  def report(self) -> List[Dict]:
+    """[{'pid', 'label', 'peak_mb'}], largest first."""
+    rows = [{'pid': pid, 'label': e['label'], 'peak_mb': round(e['peak_kb'] / 1024, 1)}
+            for pid, e in self.peaks.items()]
+    return sorted(rows, key=lambda r: -r['peak_mb'])
+
+
+def cluster_pids(pid_dir: str) -> List[int]:
+  """The cluster's processes and their descendants, from runners/flink_cluster.sh's pid files."""
+  roots = []
+  for name in ('flink-jobmanager', 'flink-taskmanager', 'worker-pool'):
+    try:
+      with open(os.path.join(pid_dir, f'{name}.pid'), encoding='ascii') as handle:
+        roots.append(int(handle.read().strip()))
+    except (OSError, ValueError):
+      continue
+  pids = []
+  for root in roots:
+    if os.path.exists(f'{PROC}/{root}'):
+      pids.append(root)
+      pids.extend(descendants(root))
+  return pids
+
+
+def embedded_pids() -> List[int]:
+  """This process (LOOPBACK workers) and the job server JVM Beam started under it (not
+  the load generator, which is a descendant too)."""
+  me = os.getpid()
+  return [me] + [pid for pid in descendants(me) if 'job-server' in cmdline(pid)]

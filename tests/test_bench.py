@@ -1,0 +1,271 @@
+"""Unit tests of the benchmark's pure parts: no Kafka, no Flink, no clock."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from bench import analysis, load, rss
+from bench.analysis import Sample
+from bench.flink_rest import counter_name
+from bench.trial import alert_latencies, cpu_report, spike_every
+from transforms.parse import RecordParser
+from transforms.records import RawRecord, Reading
+
+
+# --- percentiles ---
+
+def test_percentile_is_nearest_rank():
+  values = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6]  # sorted: 1..10
+  assert analysis.percentile(values, 50) == 5  # rank ceil(0.5 * 10) = 5
+  assert analysis.percentile(values, 99) == 10  # rank ceil(9.9) = 10
+  assert analysis.percentile(values, 0) == 1  # rank clamped to 1
+  assert analysis.percentile(values, 100) == 10
+
+
+def test_percentile_p99_of_a_hundred_is_the_99th_value():
+  assert analysis.percentile(list(range(1, 101)), 99) == 99
+
+
+def test_percentile_of_nothing_is_none_and_bad_p_raises():
+  assert analysis.percentile([], 50) is None
+  with pytest.raises(ValueError, match='p must be'):
+    analysis.percentile([1], 101)
+
+
+def test_latency_summary():
+  assert analysis.latency_summary([300, 100, 200]) == {
+      'alerts': 3, 'p50_ms': 200, 'p99_ms': 300, 'max_ms': 300}
+  assert analysis.latency_summary([])['p99_ms'] is None
+
+
+# --- the lag-bounded decision ---
+
+def steady(rate, consumed_rate, lag0=0, seconds=60, step=10):
+  """Samples every `step` s: produced at `rate`, consumed at `consumed_rate`."""
+  return [Sample(t, rate * t + lag0, consumed_rate * t) for t in range(0, seconds + 1, step)]
+
+
+def test_slope_of_a_line():
+  assert analysis.slope([(0, 1), (1, 3), (2, 5)]) == pytest.approx(2.0)
+  assert analysis.slope([(1, 5)]) == 0.0
+
+
+def test_keeping_up_with_a_constant_lag_is_bounded():
+  verdict = analysis.lag_verdict(steady(1000, 1000, lag0=2000))
+  assert verdict.bounded, verdict.reason
+  assert verdict.produced_rps == 1000 and verdict.consumed_rps == 1000
+  assert verdict.lag_slope_rps == 0
+
+
+def test_falling_behind_by_ten_percent_is_unbounded():
+  # lag grows 1000 - 900 = 100 records/s = 10 % of the produced rate > 5 %
+  verdict = analysis.lag_verdict(steady(1000, 900))
+  assert not verdict.bounded
+  assert verdict.lag_slope_rps == pytest.approx(100)
+  assert 'lag grows' in verdict.reason
+
+
+def test_a_small_growth_within_tolerance_is_bounded():
+  # 1000 - 980 = 20 records/s = 2 % < 5 %; lag after 60 s: 1,200 < 30 s x 1000
+  assert analysis.lag_verdict(steady(1000, 980)).bounded
+
+
+def test_keeping_pace_far_behind_is_unbounded():
+  # no growth, but a lag of 40 s of production (40,000 > 30 s x 1000)
+  verdict = analysis.lag_verdict(steady(1000, 1000, lag0=40_000))
+  assert not verdict.bounded
+  assert 'over 30 s' in verdict.reason
+
+
+def test_one_late_counter_update_does_not_decide():
+  samples = steady(1000, 1000, lag0=500)
+  # the last counter report is 3 s old: the last lag jumps by 3,000 once
+  samples[-1] = Sample(samples[-1].t, samples[-1].produced, samples[-1].consumed - 3000)
+  # least-squares slope over 7 points: 3000 * (60 - 30) / sum((t - 30)^2) = 90000 / 2800 = 32
+  verdict = analysis.lag_verdict(samples)
+  assert verdict.bounded, verdict.reason
+  assert verdict.lag_slope_rps == pytest.approx(32.1, abs=0.1)
+
+
+def test_too_few_samples_raise():
+  with pytest.raises(ValueError, match='at least 3'):
+    analysis.lag_verdict(steady(1000, 1000)[:2])
+
+
+# --- the rate search ---
+
+def search(capacity, start=1000, **kw):
+  """Runs next_rate against a job that keeps up with rates <= capacity."""
+  trials = {}
+  while (rate := analysis.next_rate(trials, start, **kw)) is not None:
+    assert rate not in trials, f'{rate} tried twice: {trials}'
+    trials[rate] = rate <= capacity
+  return trials
+
+
+def test_search_doubles_then_bisects_to_the_resolution():
+  trials = search(capacity=3000)
+  # 1000 ok, 2000 ok, 4000 too much; sqrt(2000 * 4000) = 2830 ok;
+  # sqrt(2830 * 4000) = 3360 too much; sqrt(2830 * 3360) = 3080 too much; 3080 / 2830 < 1.1
+  assert list(trials) == [1000, 2000, 4000, 2830, 3360, 3080]
+  assert analysis.max_bounded(trials) == 2830
+
+
+def test_search_goes_down_when_the_start_is_too_much():
+  trials = search(capacity=300)
+  # 1000, 500 too much; 250 ok; then between 250 and 500: 350 too much, 300 ok, 320 too much
+  assert list(trials)[:3] == [1000, 500, 250]
+  assert analysis.max_bounded(trials) == 300
+
+
+def test_search_trusts_a_failure_below_a_success():
+  # a noisy run: 2000 failed although 4000 passed; the answer must stay below 2000
+  trials = {1000: True, 4000: True, 2000: False}
+  assert analysis.next_rate(trials, 1000) == 1410  # sqrt(1000 * 2000) = 1414 -> 1410
+  assert analysis.max_bounded(trials) == 1000
+
+
+def test_search_stops_at_the_ceiling():
+  assert analysis.next_rate({1000: True, 2000: True}, 1000, ceiling=3000) is None
+
+
+# --- /proc parsing ---
+
+STATUS = """Name:\tjava
+Umask:\t0022
+State:\tS (sleeping)
+VmPeak:\t 5304812 kB
+VmHWM:\t  812344 kB
+VmRSS:\t  790012 kB
+Threads:\t74
+"""
+
+
+def test_parse_status_reads_peak_and_current_rss():
+  assert rss.parse_status(STATUS) == {'VmHWM': 812344, 'VmRSS': 790012}
+
+
+def test_parse_status_of_a_process_without_memory():
+  assert rss.parse_status('Name:\tkthreadd\nState:\tS (sleeping)\n') == {}
+
+
+def test_parse_status_rejects_another_unit():
+  with pytest.raises(ValueError, match='unexpected unit'):
+    rss.parse_status('VmRSS:\t 12 MB\n')
+
+
+def test_parent_of_a_command_with_spaces_and_parentheses():
+  assert rss.parent_of('4242 (python (worker) 1) S 17 4242 4242 0 -1') == 17
+
+
+def test_peak_rss_keeps_the_largest_of_hwm_and_samples(monkeypatch):
+  monkeypatch.setattr(rss, 'label', lambda pid: 'java')
+  for use_hwm, expected_kb in ((True, 200), (False, 150)):
+    statuses = iter([{'VmHWM': 100, 'VmRSS': 90}, {'VmHWM': 100, 'VmRSS': 150},
+                     {'VmHWM': 200, 'VmRSS': 80}])
+    monkeypatch.setattr(rss, 'read_status', lambda pid, s=statuses: next(s))
+    peaks = rss.PeakRss(lambda: [7], use_hwm=use_hwm)
+    for _ in range(3):
+      peaks.sample()
+    # with the kernel's peak the last VmHWM (200 kB) wins; without it the sampled 150 kB
+    assert peaks.peaks[7]['peak_kb'] == expected_kb
+
+
+def test_cpu_seconds_from_stat():
+  # fields after the command: state ppid pgrp session tty tpgid flags minflt cminflt majflt
+  # cmajflt utime=250 stime=50 -> (250 + 50) / 100 ticks/s = 3.0 s
+  stat = '99 (java) S 1 99 99 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 40'
+  assert rss.cpu_seconds(stat, 100) == 3.0
+
+
+def test_cpu_report_per_reading(monkeypatch):
+  monkeypatch.setattr(rss, 'label', lambda pid: {1: 'job-server', 2: 'python'}[pid])
+  # 60 s window: JVM used 30 CPU-s, Python 54 CPU-s; 84 CPU-s / (1000/s x 60 s) = 1.4 ms
+  report = cpu_report({1: 10.0, 2: 6.0}, {1: 40.0, 2: 60.0}, 1000.0, 60.0)
+  assert report == {'cores': 1.4, 'per_process_cores': {'job-server:1': 0.5, 'python:2': 0.9},
+                    'cpu_ms_per_reading': 1.4}
+
+
+# --- Flink metric names ---
+
+def test_counter_name():
+  assert counter_name('0.[4]{ReadSensorRecords__ParseReadings}.anomaly_readings') == 'readings'
+  assert counter_name('0.Source__Read.numRecordsOut') is None
+
+
+# --- the load generator's records and schedule ---
+
+def test_java_partition_matches_the_java_client():
+  # Kafka's UtilsTest: murmur2("21") = -973932308; & 0x7fffffff = 1173551340
+  assert load.java_partition(b'21', 4) == 1173551340 % 4 == 0
+  assert load.java_partition(b'21', 7) == 1173551340 % 7 == 3
+
+
+def test_payload_is_a_reading_the_job_parses():
+  sensor = load.make_sensors([7], partitions=4)[0]
+  raw = load.payload(sensor, 3, 1795513373524, spike_every=0)
+  reading = RecordParser().parse(RawRecord(raw, timestamp_ms=1795513373524))
+  assert isinstance(reading, Reading)
+  assert (reading.sensor_id, reading.ts_ms) == ('sensor-0007', 1795513373524)
+  assert sensor.key == b'sensor-0007'
+
+
+def test_csv_payload_is_the_original_jobs_format():
+  sensor = load.make_sensors([7], partitions=4, fmt='csv')[0]
+  raw = load.payload(sensor, 0, 1795513373524, spike_every=0)
+  reading = RecordParser().parse(RawRecord(raw, timestamp_ms=1795513373524))
+  assert raw.startswith(b'sensor-0007,') and raw.count(b',') == 1
+  assert (reading.sensor_id, reading.ts_ms) == ('sensor-0007', 1795513373524)
+
+
+def test_every_nth_reading_of_a_sensor_is_a_spike():
+  sensor = load.make_sensors([0], partitions=1)[0]
+  values = [json.loads(load.payload(sensor, n, 0, spike_every=4))['value'] for n in range(8)]
+  normal = [v for i, v in enumerate(values) if i % 4 != 3]
+  # readings 3 and 7 are level + 120; normal ones are level + noise (noise < 3 x 5)
+  assert values[3] == values[7] > max(normal) + 100
+
+
+def test_spikes_are_staggered_over_the_sensors():
+  # every 4th reading of a sensor, sensor s first at n = 3 - s (mod 4): in any round of
+  # readings (one per sensor) of 8 sensors, 2 are spikes, not 8 in one round and 0 after
+  rounds = [[load.is_spike(s, n, 4) for s in range(8)] for n in range(4)]
+  assert [sum(r) for r in rounds] == [2, 2, 2, 2]
+  assert [n for n in range(8) if load.is_spike(1, n, 4)] == [2, 6]
+  assert not any(load.is_spike(s, n, 0) for s in range(3) for n in range(5))
+
+
+def test_spike_every_gives_one_spike_per_sensor_per_interval():
+  # 5,000 readings/s over 1,000 sensors = 5 per sensor per s; 150 s -> every 750th
+  assert spike_every(5000, 1000, 150) == 750
+  assert spike_every(10, 1000, 150) == 2  # never every reading
+
+
+def test_due_keeps_the_schedule_and_catches_up():
+  assert load.due(5000, 0.010, 0) == 50
+  assert load.due(5000, 0.010, 50) == 0
+  assert load.due(5000, 0.030, 50) == 100  # a late tick sends what it missed
+  assert load.due(5000, 0.010, 80) == 0  # never negative
+
+
+def test_combine_adds_counts_and_takes_the_longest_time():
+  parts = [{'mode': 'rate', 'sent': 100, 'seconds': 10.0, 'first_ts_ms': 5, 'last_ts_ms': 9,
+            'offered_rps': 10.0},
+           {'mode': 'rate', 'sent': 100, 'seconds': 12.5, 'first_ts_ms': 4, 'last_ts_ms': 8,
+            'offered_rps': 10.0}]
+  combined = load.combine(parts)
+  assert combined['sent'] == 200 and combined['achieved_rps'] == 16.0  # 200 / 12.5
+  assert (combined['first_ts_ms'], combined['last_ts_ms'], combined['offered_rps']) == (4, 9, 20.0)
+
+
+# --- alert latency ---
+
+def test_alert_latency_is_alert_timestamp_minus_reading_ts_within_the_window():
+  def alert(reading_ts, alert_ts):
+    return SimpleNamespace(value=json.dumps({'ts': reading_ts}).encode(), timestamp=alert_ts)
+  records = [alert('2026-11-24T05:00:00.000Z', 1795496400000 + 7250),  # 7.25 s
+             alert('2026-11-24T05:00:59.999Z', 1795496459999 + 3000),  # 3 s
+             alert('2026-11-24T05:01:00.000Z', 1795496460000 + 1000)]  # outside [from, to)
+  # 2026-11-24T05:00:00Z = 1795496400000 ms
+  assert alert_latencies(records, 1795496400000, 1795496460000) == [7250, 3000]
