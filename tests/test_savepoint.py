@@ -1,0 +1,35 @@
+"""runners/savepoint.py and the checkpoint defaults of runners/flink_options.py (no Flink)."""
+
+import os
+
+from runners.flink_options import flink_args
+from runners.savepoint import newest, resume_args
+
+
+def test_newest_skips_a_savepoint_without_metadata(tmp_path):
+  # Flink writes _metadata last: a folder without it is a savepoint still being written.
+  for name, mtime in (('savepoint-a', 100), ('savepoint-b', 200)):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / '_metadata').write_bytes(b'x')
+    os.utime(folder / '_metadata', (mtime, mtime))
+  (tmp_path / 'savepoint-c').mkdir()  # newer, unfinished
+  assert newest(str(tmp_path / 'savepoint-*')) == 'file://' + str(tmp_path / 'savepoint-b')
+  assert newest(str(tmp_path / 'nothing-*')) is None
+
+
+def test_resume_replaces_an_earlier_savepoint_path():
+  args = ['--runner=FlinkRunner', '--savepoint_path=file:/old', '--group_id=g']
+  assert resume_args('file:/new', args) == [
+      '--runner=FlinkRunner', '--group_id=g', '--savepoint_path=file:/new']
+
+
+def test_checkpoints_on_by_default_on_the_cluster_only(monkeypatch):
+  monkeypatch.setattr('runners.flink_options.job_server_jar', lambda: '/jar')
+  cluster = flink_args('cluster', 'j')
+  assert '--checkpointing_interval=10000' in cluster
+  assert '--min_pause_between_checkpoints=5000' in cluster
+  assert not any(a.startswith('--checkpointing_interval') for a in flink_args('embedded', 'j'))
+  assert '--checkpointing_interval=2000' in flink_args('embedded', 'j', checkpoint_ms=2000)
+  assert not any(a.startswith('--checkpointing') for a in flink_args('cluster', 'j', checkpoint_ms=None))
+  assert '--savepoint_path=file:/s' in flink_args('cluster', 'j', savepoint_path='file:/s')
