@@ -27,18 +27,13 @@ class BenchJob:
     self.bootstrap = bootstrap
     suffix = uuid.uuid4().hex[:8]
     self.job_name = f'bench-{mode}-p{parallelism}-{suffix}'
-    self.topics = {k: f'bench-{k}-{suffix}'
-                   for k in ('readings', 'alerts', 'stats', 'dead', 'late')}
+    self.topics = {k: f'bench-{k}-{suffix}' for k in kafka_topics.TOPIC_KEYS}
     self.argv: List[str] = flink_args(
         mode, self.job_name, parallelism=parallelism, flink_master=flink_master,
         worker_pool=worker_pool) + BENCH_WINDOWS + [
             f'--bootstrap_servers={bootstrap}',
             f'--expansion_service={expansion_service}',
-            f"--readings_topic={self.topics['readings']}",
-            f"--alerts_topic={self.topics['alerts']}",
-            f"--window_stats_topic={self.topics['stats']}",
-            f"--dead_letters_topic={self.topics['dead']}",
-            f"--late_topic={self.topics['late']}",
+            *kafka_topics.job_topic_args(self.topics),
             f'--group_id={self.job_name}',
             *job_args]
     self.readings_partitions = readings_partitions

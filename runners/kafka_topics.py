@@ -131,3 +131,15 @@ def main(argv: Sequence[str] = None) -> int:
 
 if __name__ == '__main__':
   sys.exit(main())
+
+
+TOPIC_KEYS = ('readings', 'alerts', 'stats', 'dead', 'late')
+
+
+def job_topic_args(topics: Dict[str, str]) -> List[str]:
+  """The job's topic options for {key: topic name} with TOPIC_KEYS as keys (tests, bench)."""
+  return [f"--readings_topic={topics['readings']}",
+          f"--alerts_topic={topics['alerts']}",
+          f"--window_stats_topic={topics['stats']}",
+          f"--dead_letters_topic={topics['dead']}",
+          f"--late_topic={topics['late']}"]

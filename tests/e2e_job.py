@@ -66,8 +66,7 @@ class JobRun:
     self.mode = mode
     self.suffix = uuid.uuid4().hex[:8]
     self.job_name = f'e2e-{mode}-{self.suffix}'
-    self.topics = {name: f'e2e-{name}-{self.suffix}'
-                   for name in ('readings', 'alerts', 'stats', 'dead', 'late')}
+    self.topics = {name: f'e2e-{name}-{self.suffix}' for name in kafka_topics.TOPIC_KEYS}
     self.readings_partitions = readings_partitions
     self.result = None
     self._admin = kafka_topics.admin(BOOTSTRAP)
@@ -86,11 +85,7 @@ class JobRun:
   def start(self, extra_args: List[str] = ()) -> None:
     argv = flink_args(self.mode, self.job_name) + DETECTION_ARGS + [
         f'--bootstrap_servers={BOOTSTRAP}',
-        f"--readings_topic={self.topics['readings']}",
-        f"--alerts_topic={self.topics['alerts']}",
-        f"--window_stats_topic={self.topics['stats']}",
-        f"--dead_letters_topic={self.topics['dead']}",
-        f"--late_topic={self.topics['late']}",
+        *kafka_topics.job_topic_args(self.topics),
         f'--group_id={self.job_name}',
         *extra_args,
     ]
