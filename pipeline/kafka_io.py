@@ -20,6 +20,7 @@ from typing import Dict, List, Mapping, Optional
 
 import apache_beam as beam
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
+from apache_beam.transforms.external import ExternalTransform
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.options import InvalidOptionError
@@ -205,6 +206,20 @@ def row_to_raw_record(row) -> RawRecord:
       topic=row.topic,
       partition=row.partition,
       offset=row.offset)
+
+
+def number_external_transforms_afresh() -> None:
+  """Names the next pipeline's cross-language transforms as a fresh process would.
+
+  Beam prefixes the ids inside each expanded KafkaIO transform with a process-wide counter
+  (external_<n>), and the Flink runner keeps the outputs a step buffered at a savepoint
+  under the index of each output's id in sorted order. A job resumed from a savepoint by a
+  process that had already built another pipeline (a test, a scheduler's long-lived worker)
+  got other ids, so a restored buffer went to the wrong output: dead letters reached the
+  late gate ("ClassCastException: [B cannot be cast to Long"), and the job restarted without
+  end. Restarting the count makes the ids a function of the pipeline alone.
+  """
+  ExternalTransform._namespace_counter = 0  # pylint: disable=protected-access
 
 
 class _ReadFromKafkaEventTime(ReadFromKafka):

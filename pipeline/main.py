@@ -23,7 +23,8 @@ from apache_beam.runners.runner import PipelineResult
 from pipeline.archive import archive_outputs, validate_archive
 from pipeline.build import OUTPUTS, build_pipeline
 from pipeline.file_io import ReadRawRecordsFromFiles, WriteJsonLines
-from pipeline.kafka_io import ReadSensorRecords, validate_kafka, write_outputs
+from pipeline.kafka_io import (ReadSensorRecords, number_external_transforms_afresh,
+                               validate_kafka, write_outputs)
 from pipeline.options import InvalidOptionError, validate
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def make_pipeline(argv: List[str]) -> beam.Pipeline:
   kafka = validate_kafka(options)
   if kafka.max_num_records is None:
     options.view_as(StandardOptions).streaming = True
+  number_external_transforms_afresh()  # a savepoint must fit the ids of any later build
   p = beam.Pipeline(options=options)
   records = p | 'ReadSensorRecords' >> ReadSensorRecords(kafka)
   outputs = build_pipeline(records, options)

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Standalone Flink session cluster (one JobManager, one TaskManager) from .cache/flink
-# (runners/fetch_flink.sh), plus the EXTERNAL Beam Python worker pool beside the TaskManager.
+# Standalone Flink session cluster (one JobManager, two TaskManagers) from .cache/flink
+# (runners/fetch_flink.sh), plus the EXTERNAL Beam Python worker pool beside the TaskManagers.
+#
+# The second TaskManager is a warm standby: jobs fit in one TaskManager's slots, and when the
+# TaskManager running a job dies, Flink restarts the job at once in the standby's free slots
+# instead of waiting for a replacement JVM to start and register (README "Guarantees").
+# TaskManager i (1-based) is recorded as flink-taskmanager (i = 1) or flink-taskmanager-<i>,
+# which is also its Flink resource id, so the REST API tells which process runs a job.
 #
 #   REST / web UI     http://localhost:$FLINK_REST_PORT (default 8081)
 #   Python workers    localhost:$WORKER_POOL_PORT (default 50000): pipelines use
@@ -8,13 +14,15 @@
 #   checkpoints       .local/flink/checkpoints/<job id>/chk-<n> (3 kept, also after a cancel),
 #   savepoints        .local/flink/savepoints (runners/savepoint.py)
 #   conf / logs       .local/flink/conf (written from the distribution's conf at each start),
-#                     .local/logs/flink-{jobmanager,taskmanager}.log, .local/logs/worker-pool.log
+#                     .local/logs/flink-{jobmanager,taskmanager*}.log, .local/logs/worker-pool.log
 #
 # The Java side of Beam (runner, SDK harness for EMBEDDED KafkaIO, kafka-clients) reaches the
 # TaskManager with each job: the job server ships its classpath as the job's user jars.
 #
 # Usage: runners/flink_cluster.sh start|stop|status
-# Env:   FLINK_REST_PORT (8081), FLINK_TASK_SLOTS (4), FLINK_PARALLELISM (2),
+#        start also replaces any TaskManager or worker pool that is not running.
+# Env:   FLINK_REST_PORT (8081), FLINK_TASKMANAGERS (2), FLINK_TASK_SLOTS (4) each,
+#        FLINK_PARALLELISM (2),
 #        FLINK_JM_MEMORY (1600m), FLINK_TM_MEMORY (4g), FLINK_TM_METASPACE (1536m),
 #        WORKER_POOL_PORT (50000), FLINK_MAX_RESTART_BACKOFF ("2 s"),
 #        FLINK_HEARTBEAT_TIMEOUT_MS (15000),
@@ -95,10 +103,20 @@ with open(sys.argv[2], 'w') as f:
 EOF
 }
 
-rest_ready() { # the TaskManager has registered its slots with the JobManager
+FLINK_TASKMANAGERS="${FLINK_TASKMANAGERS:-2}"
+[[ "$FLINK_TASKMANAGERS" =~ ^[1-9][0-9]*$ ]] \
+  || die "FLINK_TASKMANAGERS must be a whole number >= 1, got '$FLINK_TASKMANAGERS'"
+
+taskmanager_names() { # the recorded name (and resource id) of each TaskManager
+  echo flink-taskmanager
+  local i
+  for ((i = 2; i <= FLINK_TASKMANAGERS; i++)); do echo "flink-taskmanager-$i"; done
+}
+
+rest_ready() { # every TaskManager has registered its slots with the JobManager
   local body
   body="$(curl -fsS "http://localhost:$FLINK_REST_PORT/overview" 2>/dev/null)" || return 1
-  [[ "$body" == *'"taskmanagers":1'* ]]
+  [[ "$body" == *"\"taskmanagers\":$FLINK_TASKMANAGERS,"* ]]
 }
 
 case "${1:-}" in
@@ -112,9 +130,13 @@ case "${1:-}" in
       write_conf
       start_daemon flink-jobmanager "$FLINK_HOME/bin/jobmanager.sh" start-foreground
     fi
-    if ! pid_of flink-taskmanager >/dev/null; then
-      start_daemon flink-taskmanager "$FLINK_HOME/bin/taskmanager.sh" start-foreground
-    fi
+    for name in $(taskmanager_names); do
+      if ! pid_of "$name" >/dev/null; then
+        # Its own log file name (FLINK_IDENT_STRING) and resource id.
+        start_daemon "$name" env FLINK_IDENT_STRING="$name" \
+          "$FLINK_HOME/bin/taskmanager.sh" start-foreground -Dtaskmanager.resource-id="$name"
+      fi
+    done
     if ! pid_of worker-pool >/dev/null; then
       port_free_or_die 127.0.0.1 "$WORKER_POOL_PORT" "Beam Python worker pool"
       # The pool starts each SDK worker as a plain `python -c ...` found on PATH, so the
@@ -129,17 +151,22 @@ case "${1:-}" in
       "$0" stop
       exit 1
     fi
-    pid_of flink-taskmanager >/dev/null || { log "TaskManager died; see $LOGS/flink-taskmanager.log"; "$0" stop; exit 1; }
+    for name in $(taskmanager_names); do
+      pid_of "$name" >/dev/null || { log "$name died; see $LOGS/$name.log"; "$0" stop; exit 1; }
+    done
     log "ready after $((SECONDS - t0)) s: REST http://localhost:$FLINK_REST_PORT, worker pool localhost:$WORKER_POOL_PORT"
     ;;
   stop)
     stop_daemon worker-pool
-    stop_daemon flink-taskmanager 30
+    # Also TaskManagers beyond FLINK_TASKMANAGERS, recorded by an earlier start.
+    for pidfile in "$PIDS"/flink-taskmanager*.pid; do
+      [[ -e "$pidfile" ]] && stop_daemon "$(basename "$pidfile" .pid)" 30
+    done
     stop_daemon flink-jobmanager 30
     ;;
   status)
     rc=0
-    for name in flink-jobmanager flink-taskmanager worker-pool; do
+    for name in flink-jobmanager $(taskmanager_names) worker-pool; do
       if pid="$(pid_of "$name")"; then
         echo "$name running (pid $pid)"
       else

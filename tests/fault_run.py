@@ -58,9 +58,14 @@ def _wait_dead(pid: int, timeout_s: float = 30.0) -> None:
 # such as systemd or Kubernetes would do), so the job can recover. ---
 
 def kill_taskmanager(run: 'FaultRun') -> None:
-  """kill -9 the TaskManager JVM (Flink, the Java SDK harness and the Kafka clients die
-  with it), then start a new TaskManager."""
-  pid = recorded_pid('flink-taskmanager')
+  """kill -9 the TaskManager JVM running the job (Flink, the Java SDK harness and the Kafka
+  clients die with it), then start a new TaskManager. The job restarts in the cluster's
+  other TaskManager, the standby; the new one becomes the next standby."""
+  jid = flink_rest.running_job(run.job.job_name, rest=run.rest)['jid']
+  hosts = sorted(flink_rest.job_taskmanagers(jid, run.rest))
+  assert hosts, f'no TaskManager runs a task of {run.job.job_name}'
+  run.killed_taskmanager = hosts[0]
+  pid = recorded_pid(hosts[0])
   os.kill(pid, signal.SIGKILL)
   _wait_dead(pid)
   script('flink_cluster.sh', 'start')
@@ -83,8 +88,9 @@ def restart_broker(run: 'FaultRun') -> None:
 
 def savepoint_and_resume(run: 'FaultRun') -> None:
   """Stop the job with a savepoint (no drain) and start it again from that savepoint."""
-  jid = flink_rest.running_job(run.job.job_name, rest=run.rest)['jid']
-  location = flink_rest.stop_with_savepoint(jid, rest=run.rest)
+  job = flink_rest.running_job(run.job.job_name, rest=run.rest)
+  location = flink_rest.stop_with_savepoint(job['jid'], rest=run.rest)
+  run.stopped_job_start = job['start-time']
   run.savepoint = location
   run.job.start(run.job_args + [f'--savepoint_path={location}'])
 
@@ -182,6 +188,11 @@ class FaultRun:
     self.rest = rest
     self.job = JobRun('cluster', readings_partitions=4)
     self.savepoint: Optional[str] = None
+    self.stopped_job_start = 0
+    # What happened when, in seconds after the fault: the fault function returned (for a
+    # savepoint: the new job submitted), Flink first showed the job not fully running,
+    # every task of the job RUNNING again.
+    self.phases: Dict[str, float] = {}
     self.fault_at: Optional[float] = None
     self.recovery_s: Optional[float] = None
 
@@ -204,9 +215,45 @@ class FaultRun:
     time.sleep(max(0.0, at_wall_s - time.time()))
     self.fault_at = time.time()
     FAULTS[fault](self)
-    wait_for(lambda: self.tail.first_output_after(self.fault_at) is not None, 300,
-             f'window statistics for a window ending after the {fault}')
+    self.phases['fault handled'] = time.time() - self.fault_at
+
+    def recovered():
+      self.raise_if_job_ended()
+      if 'tasks running' not in self.phases:
+        if not self.tasks_running():
+          self.phases.setdefault('job down', time.time() - self.fault_at)
+        elif 'job down' in self.phases:
+          self.phases['tasks running'] = time.time() - self.fault_at
+      return self.tail.first_output_after(self.fault_at) is not None
+    try:
+      wait_for(recovered, 300, f'window statistics for a window ending after the {fault}')
+    except TimeoutError as error:
+      raise TimeoutError(f'{error}; {self.job_report()}') from error
     self.recovery_s = self.tail.first_output_after(self.fault_at) - self.fault_at
+
+  def tasks_running(self) -> bool:
+    job = flink_rest.job_by_name(self.job.job_name, self.rest)
+    return (job is not None and job['state'] == 'RUNNING'
+            and flink_rest.all_tasks_running(job['jid'], self.rest))
+
+  def raise_if_job_ended(self) -> None:
+    """AssertionError, with Flink's reason, once the newest job of this run has ended: a
+    failed restore or submission shows here at once instead of as a timeout."""
+    job = flink_rest.job_by_name(self.job.job_name, self.rest)
+    if job is not None and job['state'] in flink_rest.ENDED and not self.resuming(job):
+      raise AssertionError(f'{self.job.job_name} ended: {self.job_report()}')
+
+  def resuming(self, job: dict) -> bool:
+    """Whether job is the one stopped with the savepoint while its successor starts."""
+    return self.savepoint is not None and job['start-time'] <= self.stopped_job_start
+
+  def job_report(self) -> str:
+    """The state and the last failure cause of the newest Flink job of this run."""
+    job = flink_rest.job_by_name(self.job.job_name, self.rest)
+    if job is None:
+      return 'no Flink job of that name'
+    cause = flink_rest.root_exception(job['jid'], self.rest)
+    return f'Flink job {job["jid"]} {job["state"]}; last failure: {cause or "none"}'
 
   def finish(self, timeout_s: float = 600) -> None:
     """Waits until the producer is done and the job has emitted everything expected."""

@@ -103,6 +103,7 @@ def test_recovers_without_losing_a_reading(cluster, fault, tmp_path):
     print(f'\nfault {fault}: recovery {run.recovery_s:.1f} s, duplicate alerts '
           f'{len(alerts) - len(ids)} of {len(alerts)}, duplicate dead letters '
           f'{sum(dead.values()) - len(dead)} of {sum(dead.values())}'
+          + ''.join(f', {phase} after {s:.1f} s' for phase, s in run.phases.items())
           + (f', savepoint {run.savepoint}' if run.savepoint else ''))
     missing = {alert_id(r) for r in readings_of(injected)} - ids
     assert not missing, f'injected anomalies without an alert: {sorted(missing)[:5]}'

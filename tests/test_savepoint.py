@@ -33,3 +33,15 @@ def test_checkpoints_on_by_default_on_the_cluster_only(monkeypatch):
   assert '--checkpointing_interval=2000' in flink_args('embedded', 'j', checkpoint_ms=2000)
   assert not any(a.startswith('--checkpointing') for a in flink_args('cluster', 'j', checkpoint_ms=None))
   assert '--savepoint_path=file:/s' in flink_args('cluster', 'j', savepoint_path='file:/s')
+
+
+def test_each_build_numbers_cross_language_transforms_as_a_fresh_process():
+  # A savepoint's buffered outputs are restored by the ids inside the expanded KafkaIO
+  # transforms, which Beam numbers with a process-wide counter (pipeline/kafka_io.py).
+  from apache_beam.transforms.external import ExternalTransform  # pylint: disable=import-outside-toplevel
+  from pipeline.kafka_io import number_external_transforms_afresh  # pylint: disable=import-outside-toplevel
+  number_external_transforms_afresh()
+  first_build = ExternalTransform('beam:test:x', b'')._external_namespace
+  ExternalTransform('beam:test:y', b'')  # another pipeline built by the same process
+  number_external_transforms_afresh()
+  assert ExternalTransform('beam:test:x', b'')._external_namespace == first_build
