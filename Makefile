@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: venv jars test test-unit test-e2e test-fault demo clean
+.PHONY: venv jars test test-unit test-e2e test-fault demo clean bench
 
 # The project-local virtual environment, rebuilt when setup.py changes.
 $(VENV)/.installed: setup.py
@@ -44,6 +44,16 @@ test-fault: $(VENV)/.e2e-installed jars
 
 # Every test.
 test: test-unit test-e2e test-fault
+
+# Benchmark (bench/run.py; not part of `make test`): highest sustained rate, alert latency,
+# memory and cost of the job, against the original Java job and Beam's ZScore, on embedded
+# Flink and the standalone cluster; about 45 minutes. Starts the services that are not
+# running and stops what it started; writes .local/bench/latest.json and README's
+# Performance table; last line: "bench: max_rps=.. p99_ms=.. vs_java=.. vs_beam_zscore=..".
+# BENCH_ARGS='--plan full' (about 4.5 hours), '--budget_min 30', '--no_readme'.
+bench: $(VENV)/.e2e-installed jars
+	runners/fetch_flink.sh
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 # The job end to end: Kafka, the job on Flink (FLINK=embedded or cluster), the simulator,
 # live alerts; DURATION=<seconds> or Ctrl-C ends it. Extra job options: JOB_ARGS='...'.

@@ -3,7 +3,9 @@
 - percentile: nearest-rank percentiles of alert latencies (no interpolation: a p99 is a
   latency some alert really had);
 - lag_verdict: whether consumer lag stayed bounded over a measuring window;
-- next_rate: the step search for the highest offered rate whose lag stays bounded.
+- next_rate: the step search for the highest offered rate whose lag stays bounded;
+- matched_latencies: alert latencies of a job whose alerts do not carry their reading's time
+  (the original Java job).
 """
 
 import math
@@ -56,11 +58,14 @@ class LagVerdict(NamedTuple):
 
 
 def lag_verdict(samples: Sequence[Sample], max_growth: float = 0.05,
-                max_lag_s: float = 30.0) -> LagVerdict:
+                max_lag_s: float = 30.0, offered_rps: Optional[float] = None,
+                min_offered: float = 0.9) -> LagVerdict:
   """Bounded when, over the samples' span, the lag grows by less than max_growth of the
   produced rate (a least-squares slope, so one late counter update does not decide) and
   the lag at the end is under max_lag_s seconds' worth of produced records (a job that
-  keeps pace but a minute behind is not keeping up)."""
+  keeps pace but a minute behind is not keeping up). With offered_rps, also only when the
+  load really produced min_offered of it: a rate that was never offered was not sustained
+  (the load generator or the broker was the limit, not the job)."""
   if len(samples) < 3:
     raise ValueError('need at least 3 samples to judge the lag')
   first, last = samples[0], samples[-1]
@@ -74,6 +79,9 @@ def lag_verdict(samples: Sequence[Sample], max_growth: float = 0.05,
   elif last.lag > max_lag_s * produced_rps:
     bounded, reason = False, (f'lag {last.lag} records is over {max_lag_s:.0f} s of '
                               f'production')
+  elif offered_rps and produced_rps < min_offered * offered_rps:
+    bounded, reason = False, (f'only {produced_rps:.0f} of {offered_rps:.0f} readings/s '
+                              f'offered were produced (load generator or broker limit)')
   else:
     bounded, reason = True, f'lag {first.lag} -> {last.lag}, slope {growth:.0f} records/s'
   return LagVerdict(bounded, round(produced_rps, 1), round(consumed_rps, 1),
@@ -122,3 +130,22 @@ def latency_summary(latencies_ms: List[float]) -> Dict[str, Optional[float]]:
   return {'alerts': len(latencies_ms), 'p50_ms': percentile(latencies_ms, 50),
           'p99_ms': percentile(latencies_ms, 99),
           'max_ms': max(latencies_ms) if latencies_ms else None}
+
+
+def matched_latencies(alerts: Sequence[Tuple[str, float, int]],
+                      sent: Dict[Tuple[str, float], List[int]]) -> List[int]:
+  """Latencies (ms) of alerts that name only their reading's sensor and value.
+
+  alerts: (sensor_id, value, alert timestamp ms); sent: {(sensor_id, value): the Kafka
+  timestamps of the readings with that value}. An alert belongs to the newest such reading
+  sent no later than the alert; a reading alerted several times (the original job judges a
+  reading once per window that holds it) counts once, with its first alert. Alerts without
+  a reading in `sent` (outside the measured stretch) are left out.
+  """
+  first: Dict[Tuple[str, float, int], int] = {}
+  for sensor, value, alert_ms in alerts:
+    earlier = [t for t in sent.get((sensor, value), ()) if t <= alert_ms]
+    if earlier:
+      reading = (sensor, value, max(earlier))
+      first[reading] = min(first.get(reading, alert_ms), alert_ms)
+  return sorted(alert_ms - reading[2] for reading, alert_ms in first.items())

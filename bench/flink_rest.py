@@ -12,6 +12,10 @@ worker), summed over operators and subtasks: it counts what the slow part of the
 processed, not just what the Kafka source pulled into Flink's buffers. The embedded
 MiniCluster also serves this API, on a random port of the job server JVM, found here by
 probing that process's listening sockets.
+
+The original Java job has no Beam counters: its source vertex (Kafka source and CSV parser,
+chained) counts the records it sent on to the window operator (Flink's `write-records`),
+which back-pressure holds to what the windows have taken in.
 """
 
 import http.client
@@ -118,6 +122,29 @@ class CounterReader:
       for metric in get(self.base, f'{path}?get={query}'):
         totals[counter_name(metric['id'])] += int(float(metric['value']))
     return totals
+
+
+class SourceRecordsReader:
+  """{'readings': records the job's source vertices sent downstream}, for a job without Beam
+  counters; refreshed by Flink's metric fetcher like the counters above."""
+
+  def __init__(self, base: str, jid: str):
+    self.base, self.jid = base, jid
+
+  def read(self) -> Dict[str, int]:
+    return {'readings': source_records_out(get(self.base, f'/jobs/{self.jid}'))}
+
+
+def source_records_out(job_detail: Dict) -> int:
+  """Sum of `write-records` of the source vertices ('Source: ...') in a /jobs/<jid> answer."""
+  return sum(int(vertex.get('metrics', {}).get('write-records', 0))
+             for vertex in job_detail['vertices'] if vertex['name'].startswith('Source'))
+
+
+def other_running_jobs(base: str, jid: str) -> int:
+  """How many other jobs run on that Flink: they share its cores and skew a trial."""
+  return sum(1 for j in get(base, '/jobs/overview')['jobs']
+             if j['state'] == 'RUNNING' and j['jid'] != jid)
 
 
 def vertex_load(base: str, jid: str) -> List[Dict]:

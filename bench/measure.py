@@ -1,14 +1,17 @@
-"""The step search for our job's maximum sustained rate, one bench.trial process per rate.
+"""The step search for a job's maximum sustained rate, one bench.trial process per rate.
 
   python -m bench.measure --mode embedded --sensors 1000 --parallelism 1 --start 1000 \
       --out .local/bench/search-embedded-p1.json [-- extra job options]
   python -m bench.measure --rates 1000,2000,5000 ...   # fixed rates instead of a search
+  python -m bench.measure --mode cluster --job java --start 5000 --factor 4 ...   # a baseline
 
-The search (bench.analysis.next_rate) doubles from --start while the lag stays bounded,
+Options it does not know go to bench.trial (--mode, --job, --sensors, ...). The search
+(bench.analysis.next_rate) grows from --start by --factor while the lag stays bounded,
 then bisects between the highest bounded and the lowest unbounded rate to within
---resolution. Each trial is its own process, in its own session so that a trial that hangs
-is ended with everything it started (its job server JVM, its load generator) and nothing
-else. The output is every trial's report plus `max_rps`.
+--resolution. A trial that failed (its report holds the error) counts as not sustained.
+Each trial is its own process, in its own session so that a trial that hangs is ended with
+everything it started (its job server JVM, its load generator) and nothing else. The output
+is every trial's report plus `max_rps`.
 """
 
 import argparse
@@ -18,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from bench.analysis import max_bounded, next_rate
 
@@ -38,6 +41,10 @@ def run_trial_process(rate: float, trial_args: Sequence[str], job_args: Sequence
     os.killpg(proc.pid, signal.SIGKILL)  # the trial's own session: its JVM and load too
     proc.communicate()
     return {'offered_rps': rate, 'error': f'timed out after {timeout_s:.0f} s'}
+  except BaseException:  # Ctrl-C reaches us, not the trial's session: end it too
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    raise
   lines = [line for line in out.splitlines() if line.startswith('{')]
   if proc.returncode != 0 or not lines:
     return {'offered_rps': rate, 'error': f'exit {proc.returncode}: {err.strip()[-2000:]}'}
@@ -46,8 +53,12 @@ def run_trial_process(rate: float, trial_args: Sequence[str], job_args: Sequence
 
 def search(trial_args: Sequence[str], job_args: Sequence[str], start: float,
            rates: Optional[List[float]], resolution: float, max_trials: int,
-           timeout_s: float, log=print) -> Dict:
-  """Trials at `rates` in order, or, without rates, the step search from `start`."""
+           timeout_s: float, log=print, factor: float = 2.0,
+           may_start: Callable[[], bool] = lambda: True,
+           run_trial: Callable[..., Dict] = run_trial_process) -> Dict:
+  """Trials at `rates` in order, or, without rates, the step search from `start` (growing
+  by `factor`). Before each trial may_start() is asked (bench.run: is there budget left?);
+  when it says no, the result says so in `stopped`."""
   trials: Dict[float, bool] = {}
   reports = []
   pending = list(rates or [])
@@ -55,10 +66,13 @@ def search(trial_args: Sequence[str], job_args: Sequence[str], start: float,
     if rates is not None:
       rate = pending.pop(0) if pending else None
     else:
-      rate = next_rate(trials, start, resolution=resolution)
+      rate = next_rate(trials, start, factor=factor, resolution=resolution)
     if rate is None:
       break
-    report = run_trial_process(rate, trial_args, job_args, timeout_s)
+    if not may_start():
+      return {'max_rps': max_bounded(trials), 'trials': reports,
+              'stopped': f'out of budget before the trial at {rate:.0f}/s'}
+    report = run_trial(rate, trial_args, job_args, timeout_s)
     reports.append(report)
     verdict = report.get('verdict') or {}
     trials[rate] = bool(verdict.get('bounded'))
@@ -76,6 +90,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument('--rates', help='comma-separated fixed rates instead of a search')
   parser.add_argument('--resolution', type=float, default=0.15,
                       help='stop when bounded and unbounded rates are this close (default 0.15)')
+  parser.add_argument('--factor', type=float, default=2.0,
+                      help='growth from one bounded rate to the next (default 2)')
   parser.add_argument('--max_trials', type=int, default=8)
   parser.add_argument('--trial_timeout', type=float, default=600.0, help='seconds (default 600)')
   parser.add_argument('--out', help='write the JSON here')
@@ -85,7 +101,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   rates = [float(r) for r in args.rates.split(',')] if args.rates else None
   started = time.time()
   result = search(trial_args, job_args, args.start, rates, args.resolution, args.max_trials,
-                  args.trial_timeout, log=lambda line: print(line, file=sys.stderr, flush=True))
+                  args.trial_timeout, log=lambda line: print(line, file=sys.stderr, flush=True),
+                  factor=args.factor)
   result['seconds'] = round(time.time() - started)
   if args.out:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -8,13 +8,19 @@ reported is the larger of the last VmHWM seen and the largest VmRSS sampled.
 
 Which processes: on embedded Flink, the job server JVM that Beam starts as a child of the
 submitting Python process, and that Python process itself (it hosts the LOOPBACK workers);
-on the cluster, the JobManager, the TaskManager and the worker pool (pids from .local/pids)
-and every descendant of theirs (the SDK workers the pool forks).
+on the cluster, the JobManager, every TaskManager and the worker pool (pids from
+.local/pids) and every descendant of theirs (the SDK workers the pool forks).
+
+Every `series_every_s` the current RSS of each process is also kept as a time series, so
+that a long run can tell memory that settles from memory that keeps growing (trend()).
 """
 
 import os
 import threading
-from typing import Callable, Dict, Iterable, List, Optional
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from bench.analysis import slope
 
 PROC = '/proc'
 
@@ -122,15 +128,24 @@ class PeakRss:
   come from an earlier job, only the RSS sampled during this run counts."""
 
   def __init__(self, find: Callable[[], Iterable[int]], interval_s: float = 1.0,
-               use_hwm: bool = True):
+               use_hwm: bool = True, series_every_s: float = 10.0,
+               clock: Callable[[], float] = time.time):
     self._find = find
     self._use_hwm = use_hwm
     self._interval = interval_s
+    self._series_every = series_every_s
+    self._clock = clock
+    self._series_at = -float('inf')
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, daemon=True, name='peak-rss')
     self.peaks: Dict[int, Dict] = {}  # pid -> {'label', 'peak_kb'}
+    self.series: Dict[int, List[Tuple[float, int]]] = {}  # pid -> [(time, VmRSS kB)]
 
   def sample(self) -> None:
+    now = self._clock()
+    keep_point = now - self._series_at >= self._series_every
+    if keep_point:
+      self._series_at = now
     for pid in self._find():
       status = read_status(pid)
       if not status:
@@ -138,6 +153,8 @@ class PeakRss:
       entry = self.peaks.setdefault(pid, {'label': label(pid), 'peak_kb': 0})
       hwm = status.get('VmHWM', 0) if self._use_hwm else 0
       entry['peak_kb'] = max(entry['peak_kb'], hwm, status.get('VmRSS', 0))
+      if keep_point and 'VmRSS' in status:
+        self.series.setdefault(pid, []).append((now, status['VmRSS']))
 
   def _loop(self) -> None:
     while not self._stop.wait(self._interval):
@@ -159,11 +176,28 @@ class PeakRss:
             for pid, e in self.peaks.items()]
     return sorted(rows, key=lambda r: -r['peak_mb'])
 
+  def trend(self, since: float) -> List[Dict]:
+    """[{'pid', 'label', 'mb_per_min', 'points'}] of each process with at least 3 RSS points
+    from `since` (a time of the clock) on: the least-squares slope of its RSS."""
+    rows = []
+    for pid, points in self.series.items():
+      after = [((t - since) / 60, kb / 1024) for t, kb in points if t >= since]
+      if len(after) >= 3:
+        rows.append({'pid': pid, 'label': self.peaks[pid]['label'],
+                     'mb_per_min': round(slope(after), 2), 'points': len(after)})
+    return sorted(rows, key=lambda r: -abs(r['mb_per_min']))
+
 
 def cluster_pids(pid_dir: str) -> List[int]:
-  """The cluster's processes and their descendants, from runners/flink_cluster.sh's pid files."""
+  """The cluster's processes and their descendants, from runners/flink_cluster.sh's pid files
+  (flink-taskmanager.pid, flink-taskmanager-2.pid, ...: every TaskManager it started)."""
+  try:
+    taskmanagers = sorted(n[:-4] for n in os.listdir(pid_dir)
+                          if n.startswith('flink-taskmanager') and n.endswith('.pid'))
+  except OSError:
+    taskmanagers = []
   roots = []
-  for name in ('flink-jobmanager', 'flink-taskmanager', 'worker-pool'):
+  for name in ('flink-jobmanager', *taskmanagers, 'worker-pool'):
     try:
       with open(os.path.join(pid_dir, f'{name}.pid'), encoding='ascii') as handle:
         roots.append(int(handle.read().strip()))

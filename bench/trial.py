@@ -1,13 +1,20 @@
-"""One benchmark trial: our job at one offered rate, measured; one JSON document out.
+"""One benchmark trial: one job at one offered rate, measured; one JSON document out.
 
   python -m bench.trial --mode embedded --rate 2000 --sensors 1000 [--parallelism 1] \
-      [--bootstrap 127.0.0.1:9192] [--expansion_service localhost:8197] [--out t.json] \
-      [-- extra job options]
+      [--job anomaly|beam_zscore|java] [--bootstrap 127.0.0.1:9192] \
+      [--expansion_service localhost:8197] [--out t.json] [-- extra job options]
+
+--job picks the job under test (bench/job.py): ours (default), Beam's ZScore, or the
+original Java job (on the cluster only, fed CSV). Each gets the same load, the same lag
+verdict, the same latency, CPU and RSS measurement; only how far it has read is counted
+differently (its own counter, or for the Java job its source vertex's records out).
 
 Timeline (seconds from the load's start): 0..warmup the job fills its first 60 s window and
 starts judging (not measured); warmup..warmup+measure the lag is judged (bounded or not,
 bench.analysis.lag_verdict); then the load stops and the job gets `drain` seconds to
-emit the alerts of the last readings.
+emit the alerts of the last readings. Latency is measured for the readings of the measuring
+window except its last `latency_tail` seconds, so that every one of them had at least
+latency_tail + drain seconds (the report's `horizon_s`) to be alerted.
 
 Every trial runs in its own process (bench.measure starts them): on embedded Flink, Beam
 keeps the job server JVM until the submitting process exits and runs the Python workers
@@ -28,18 +35,17 @@ import subprocess
 import sys
 import time
 from datetime import datetime
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from kafka import KafkaConsumer, TopicPartition
 
 from bench import flink_rest, rss
-from bench.analysis import Sample, lag_verdict, latency_summary
-from bench.job import BenchJob
+from bench.analysis import Sample, lag_verdict, latency_summary, matched_latencies
+from bench.job import JOBS, TERMINAL, describe, load_format, make_job
 from runners.topic_reader import read_topic
 
 log = logging.getLogger('bench.trial')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COUNTERS = ['readings', 'alerts', 'judged_readings', 'late_readings', 'dead_letters']
 
 
 class Offsets:
@@ -51,6 +57,13 @@ class Offsets:
 
   def produced(self) -> int:
     return sum(self._consumer.end_offsets(self._partitions).values())
+
+  def at(self, ts_ms: int) -> Dict[int, int]:
+    """{partition: offset of its first record stamped ts_ms or later} (the end when none)."""
+    found = self._consumer.offsets_for_times({tp: ts_ms for tp in self._partitions})
+    ends = self._consumer.end_offsets(self._partitions)
+    return {tp.partition: found[tp].offset if found.get(tp) else ends[tp]
+            for tp in self._partitions}
 
   def close(self) -> None:
     self._consumer.close()
@@ -73,6 +86,41 @@ def alert_latencies(records, from_ms: int, to_ms: int) -> List[int]:
   return out
 
 
+def csv_alerts(records) -> List[Tuple[str, float, int]]:
+  """(sensor_id, value, Kafka timestamp) of the original job's alerts, which carry no time
+  of their reading."""
+  return [(alert['sensor_id'], float(alert['value']), record.timestamp)
+          for record in records for alert in [json.loads(record.value)]]
+
+
+def csv_sent_times(bootstrap: str, topic: str, start: Dict[int, int], end: Dict[int, int],
+                   wanted: Set[Tuple[str, float]]) -> Dict[Tuple[str, float], List[int]]:
+  """Kafka timestamps of the CSV readings in [start, end) offsets whose (sensor, value) is
+  in wanted, read as a stream (a minute of readings at 20,000/s is too many to hold)."""
+  sensors = {sensor.encode() for sensor, _ in wanted}
+  sent: Dict[Tuple[str, float], List[int]] = {}
+  pending = {p for p in start if start[p] < end[p]}
+  consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                           consumer_timeout_ms=15_000)
+  try:
+    consumer.assign([TopicPartition(topic, p) for p in pending])
+    for p in pending:
+      consumer.seek(TopicPartition(topic, p), start[p])
+    for record in consumer:  # ends when every partition is read, or after 15 s of silence
+      if record.offset >= end[record.partition] - 1:
+        pending.discard(record.partition)
+      sensor, _, value = record.value.partition(b',')
+      if sensor in sensors and record.offset < end[record.partition]:
+        key = (sensor.decode(), float(value))
+        if key in wanted:
+          sent.setdefault(key, []).append(record.timestamp)
+      if not pending:
+        break
+  finally:
+    consumer.close()
+  return sent
+
+
 def spike_every(rate: float, sensors: int, interval_s: float) -> int:
   """Every how many readings of a sensor a spike comes, for one per sensor per interval_s:
   a sensor gets rate / sensors readings/s."""
@@ -84,26 +132,17 @@ def start_load(args, topic: str, duration_s: float) -> subprocess.Popen:
          '--partitions', str(args.partitions), '--sensors', str(args.sensors),
          '--rate', str(args.rate), '--duration', str(duration_s),
          '--spike_every', str(spike_every(args.rate, args.sensors, args.spike_interval)),
-         '--engine', args.load_engine]
+         '--engine', args.load_engine, '--format', load_format(args.job)]
   return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-
-
-def rest_of(job: BenchJob, args) -> str:
-  deadline = time.monotonic() + 60
-  while time.monotonic() < deadline:
-    base = args.flink_master if args.mode == 'cluster' else flink_rest.embedded_rest()
-    if base and flink_rest.job_id(base, job.job_name):
-      return base
-    time.sleep(1)
-  raise RuntimeError(f'no Flink REST API shows {job.job_name}')
 
 
 class Sampler:
   """(t, produced, consumed) samples of a running job, kept only when fresh (see above)."""
 
-  def __init__(self, t0: float, offsets: Offsets, reader: flink_rest.CounterReader,
-               job: BenchJob, poll_s: float = 0.5, stale_s: float = 12.0):
+  def __init__(self, t0: float, offsets: Offsets, reader, job, consumed: str,
+               poll_s: float = 0.5, stale_s: float = 12.0):
     self.t0, self.offsets, self.reader, self.job = t0, offsets, reader, job
+    self.consumed = consumed
     self.poll_s, self.stale_s = poll_s, stale_s
     self.samples: List[Sample] = []
     self.counters: Dict[str, int] = {}
@@ -112,7 +151,7 @@ class Sampler:
   def run_until(self, end_t: float) -> None:
     """Samples until end_t seconds after t0."""
     while time.time() - self.t0 < end_t:
-      if self.job.state() in ('FAILED', 'CANCELLED', 'DONE'):
+      if self.job.state() in TERMINAL:
         raise RuntimeError(f'job ended early: {self.job.state()}')
       try:
         new = self.reader.read()
@@ -120,10 +159,10 @@ class Sampler:
         log.warning('REST read failed: %s', error)
         new = None
       t = time.time() - self.t0
-      if new is not None and (new['readings'] != self.counters.get('readings')
+      if new is not None and (new[self.consumed] != self.counters.get(self.consumed)
                               or t - self._last_t >= self.stale_s):
         self.counters = new
-        self.samples.append(Sample(round(t, 2), self.offsets.produced(), new['readings']))
+        self.samples.append(Sample(round(t, 2), self.offsets.produced(), new[self.consumed]))
         self._last_t = t
       time.sleep(self.poll_s)
 
@@ -143,41 +182,74 @@ def cpu_report(start: Dict[int, float], end: Dict[int, float], consumed_rps: flo
           'cpu_ms_per_reading': round(1000 * total / readings, 3) if readings else None}
 
 
+def measure_latency(args, job, alerts, window_ms: Tuple[int, int],
+                    readings_from: Optional[Dict[int, int]],
+                    readings_to: Optional[Dict[int, int]]) -> Dict:
+  """Latency summary of the alerts of readings produced in window_ms, with what bounds it."""
+  from_ms, to_ms = window_ms
+  if job.kind == 'java':
+    found = csv_alerts(alerts)
+    sent = csv_sent_times(args.bootstrap, job.topics['readings'], readings_from, readings_to,
+                          {(sensor, value) for sensor, value, _ in found})
+    latencies = matched_latencies(found, sent)
+  else:
+    latencies = alert_latencies(alerts, from_ms, to_ms)
+  summary = latency_summary(latencies)
+  summary['horizon_s'] = args.latency_tail + args.drain
+  summary['window_s'] = round((to_ms - from_ms) / 1000, 1)
+  return summary
+
+
+def find_pids(mode: str):
+  """The processes whose CPU and memory count (bench.rss)."""
+  if mode == 'embedded':
+    return rss.embedded_pids
+  return lambda: rss.cluster_pids(os.path.join(ROOT, '.local/pids'))
+
+
 def run_trial(args, job_args: Sequence[str]) -> Dict:
   report: Dict = {'mode': args.mode, 'offered_rps': args.rate, 'sensors': args.sensors,
                   'parallelism': args.parallelism, 'warmup_s': args.warmup,
-                  'measure_s': args.measure,
+                  'measure_s': args.measure, 'drain_s': args.drain,
+                  'spike_every': spike_every(args.rate, args.sensors, args.spike_interval),
                   # the machine is shared: how busy it was says how much to trust a figure
                   'loadavg_before': os.getloadavg()}
-  with BenchJob(args.mode, args.bootstrap, args.expansion_service, args.parallelism,
-                args.partitions, job_args, flink_master=args.flink_master,
-                worker_pool=args.worker_pool) as job:
-    report['job_name'] = job.job_name
-    find = (rss.embedded_pids if args.mode == 'embedded'
-            else lambda: rss.cluster_pids(os.path.join(ROOT, '.local/pids')))
+  job = make_job(args.job, args.mode, args.bootstrap, args.expansion_service,
+                 args.parallelism, args.partitions, job_args, args.flink_master,
+                 args.worker_pool)
+  with job:
+    report.update(describe(job))
+    find = find_pids(args.mode)
     with rss.PeakRss(find, use_hwm=args.mode == 'embedded') as peaks:
       started = time.monotonic()
       job.start()
       job.wait_running()
-      base = rest_of(job, args)
+      base, jid = job.locate()
       report['startup_s'] = round(time.monotonic() - started, 1)
-      reader = flink_rest.CounterReader(base, flink_rest.job_id(base, job.job_name), COUNTERS)
+      if args.mode == 'cluster':
+        try:
+          report['other_jobs_on_cluster'] = flink_rest.other_running_jobs(base, jid)
+        except OSError as error:
+          report['other_jobs_on_cluster'] = str(error)
       offsets = Offsets(args.bootstrap, job.topics['readings'], args.partitions)
       load_s = args.warmup + args.measure
       t0 = time.time()
-      sampler = Sampler(t0, offsets, reader, job)
+      sampler = Sampler(t0, offsets, job.reader(base, jid), job, job.consumed_counter)
       load = start_load(args, job.topics['readings'], load_s)
+      latency_ms = (int((t0 + args.warmup) * 1000),
+                    int((t0 + load_s - args.latency_tail) * 1000))
       try:
         sampler.run_until(args.warmup)
         cpu_start = rss.cpu_of(find())
         sampler.run_until(load_s)
         cpu_end = rss.cpu_of(find())
         try:
-          report['vertices'] = flink_rest.vertex_load(base, reader.jid)
+          report['vertices'] = flink_rest.vertex_load(base, jid)
         except OSError as error:  # where the time went is a bonus, not the trial
           report['vertices'] = str(error)
         load_out, _ = load.communicate(timeout=60)
         sampler.run_until(load_s + args.drain)
+        readings_from, readings_to = offsets.at(latency_ms[0]), offsets.at(latency_ms[1])
       finally:
         if load.poll() is None:
           load.kill()
@@ -185,16 +257,20 @@ def run_trial(args, job_args: Sequence[str]) -> Dict:
       report['load'] = json.loads(load_out.strip().splitlines()[-1])
       samples = sampler.samples
       window = [s for s in samples if args.warmup <= s.t <= load_s]
-      verdict = lag_verdict(window, args.max_growth, args.max_lag_s)
+      verdict = lag_verdict(window, args.max_growth, args.max_lag_s, offered_rps=args.rate)
       report['verdict'] = verdict._asdict()
       report['samples'] = [list(s) for s in samples]
       report['counters'] = sampler.counters
       report['cpu'] = cpu_report(cpu_start, cpu_end, verdict.consumed_rps, args.measure)
-      from_ms = int((t0 + args.warmup) * 1000)
-      alerts = read_topic(args.bootstrap, job.topics['alerts'])
-      report['latency'] = latency_summary(
-          alert_latencies(alerts, from_ms, from_ms + int(args.measure * 1000)))
+      report['latency'] = measure_latency(
+          args, job, read_topic(args.bootstrap, job.topics['alerts']), latency_ms,
+          readings_from, readings_to)
     report['rss'] = peaks.report()
+    report['rss_trend'] = peaks.trend(since=t0 + args.warmup)
+    if args.rss_series:
+      report['rss_series'] = {f'{peaks.peaks[pid]["label"]}:{pid}':
+                              [[round(t - t0, 1), kb] for t, kb in points]
+                              for pid, points in peaks.series.items()}
     report['final_state'] = job.state()
   report['loadavg_after'] = os.getloadavg()
   return report
@@ -203,6 +279,8 @@ def run_trial(args, job_args: Sequence[str]) -> Dict:
 def parse_args(argv: Optional[Sequence[str]] = None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--job', choices=JOBS, default='anomaly',
+                      help='the job under test (default anomaly: ours)')
   parser.add_argument('--mode', choices=('embedded', 'cluster'), default='embedded')
   parser.add_argument('--rate', type=float, required=True, help='offered readings/s')
   parser.add_argument('--sensors', type=int, default=1000)
@@ -212,6 +290,9 @@ def parse_args(argv: Optional[Sequence[str]] = None):
   parser.add_argument('--measure', type=float, default=60.0, help='seconds (default 60)')
   parser.add_argument('--drain', type=float, default=40.0,
                       help='seconds for the last alerts to come out (default 40)')
+  parser.add_argument('--latency_tail', type=float, default=0.0,
+                      help='seconds at the end of the measuring window whose readings are '
+                      'left out of the latency (default 0)')
   parser.add_argument('--spike_interval', type=float, default=150.0,
                       help='seconds between two spikes of one sensor, for alerts; longer '
                       'than the rule\'s 60 s alert hold (default 150)')
@@ -219,12 +300,16 @@ def parse_args(argv: Optional[Sequence[str]] = None):
                       help='bench.load --engine (default java: the lighter one)')
   parser.add_argument('--max_growth', type=float, default=0.05)
   parser.add_argument('--max_lag_s', type=float, default=30.0)
+  parser.add_argument('--rss_series', action='store_true',
+                      help='also report every process\'s RSS every 10 s')
   parser.add_argument('--bootstrap', default='127.0.0.1:9192')
   parser.add_argument('--expansion_service', default='localhost:8197')
   parser.add_argument('--flink_master', default='localhost:8081')
   parser.add_argument('--worker_pool', default='localhost:50000')
   parser.add_argument('--out', help='write the JSON here too')
   args, job_args = parser.parse_known_args(argv)
+  if args.job == 'java' and args.mode != 'cluster':
+    parser.error('--job java: the original job runs on the cluster only (--mode cluster)')
   return args, [a for a in job_args if a != '--']
 
 

@@ -1,11 +1,12 @@
 """Unit tests of the benchmark's pure parts: no Kafka, no Flink, no clock."""
 
 import json
+import os
 from types import SimpleNamespace
 
 import pytest
 
-from bench import analysis, load, rss
+from bench import analysis, flink_rest, job, load, rss, trial
 from bench.analysis import Sample
 from bench.flink_rest import counter_name
 from bench.trial import alert_latencies, cpu_report, spike_every
@@ -269,3 +270,135 @@ def test_alert_latency_is_alert_timestamp_minus_reading_ts_within_the_window():
              alert('2026-11-24T05:01:00.000Z', 1795496460000 + 1000)]  # outside [from, to)
   # 2026-11-24T05:00:00Z = 1795496400000 ms
   assert alert_latencies(records, 1795496400000, 1795496460000) == [7250, 3000]
+
+
+# --- a rate that was never offered was not sustained ---
+
+def test_a_load_that_fell_short_of_the_offered_rate_is_not_sustained():
+  # produced 1000/s and read just as fast, but 2,000/s were offered: 1000 < 0.9 x 2000
+  verdict = analysis.lag_verdict(steady(1000, 1000), offered_rps=2000)
+  assert not verdict.bounded
+  assert verdict.reason == ('only 1000 of 2000 readings/s offered were produced '
+                            '(load generator or broker limit)')
+  assert analysis.lag_verdict(steady(1000, 1000), offered_rps=1100).bounded  # 1000 >= 990
+
+
+# --- the original job's alerts, matched to their readings ---
+
+def test_matched_latencies_count_each_reading_once_with_its_first_alert():
+  sent = {('sensor-0001', 170.5): [1_000, 151_000], ('sensor-0002', 99.25): [5_000]}
+  alerts = [('sensor-0001', 170.5, 13_000),  # the second window holding the first spike
+            ('sensor-0001', 170.5, 3_000),  # the first: 3,000 - 1,000 = 2,000
+            ('sensor-0001', 170.5, 152_500),  # the second spike: 1,500
+            ('sensor-0002', 99.25, 4_000),  # before its reading was sent: not this one
+            ('sensor-0003', 50.0, 9_000)]  # no such reading in the measured stretch
+  assert analysis.matched_latencies(alerts, sent) == [1_500, 2_000]
+
+
+def test_csv_alerts_are_read_from_the_original_jobs_json():
+  record = SimpleNamespace(value=b'{"sensor_id": "sensor-0001", "value": 170.5, '
+                                 b'"window_avg": 51.2, "window_start_ms": 0, '
+                                 b'"window_end_ms": 60000}', timestamp=3_000)
+  assert trial.csv_alerts([record]) == [('sensor-0001', 170.5, 3_000)]
+
+
+class FakeConsumer:
+  """KafkaConsumer over fixed records: assign, seek, iterate from the sought offsets."""
+
+  def __init__(self, records, **config):
+    self.records, self.config, self.start = records, config, {}
+
+  def assign(self, partitions):
+    self.assigned = {tp.partition for tp in partitions}
+
+  def seek(self, tp, offset):
+    self.start[tp.partition] = offset
+
+  def __iter__(self):
+    return iter([r for r in self.records if r.partition in self.assigned
+                 and r.offset >= self.start[r.partition]])
+
+  def close(self):
+    pass
+
+
+def test_csv_sent_times_keeps_the_wanted_readings_between_the_offsets(monkeypatch):
+  def rec(partition, offset, value, timestamp):
+    return SimpleNamespace(partition=partition, offset=offset, value=value, timestamp=timestamp)
+  records = [rec(0, 4, b'sensor-0001,170.5', 100),  # before the start offset
+             rec(0, 5, b'sensor-0001,170.5', 200),
+             rec(0, 6, b'sensor-0001,51.0', 210),  # not an alerted value
+             rec(0, 7, b'sensor-0009,170.5', 220),  # not an alerted sensor
+             rec(1, 0, b'sensor-0002,99.25', 300),
+             rec(1, 1, b'sensor-0002,99.25', 400),  # at the end offset: after the window
+             rec(2, 0, b'sensor-0001,170.5', 500)]  # partition 2 is empty in the window
+  monkeypatch.setattr(trial, 'KafkaConsumer', lambda **config: FakeConsumer(records, **config))
+  sent = trial.csv_sent_times('b:9192', 't', start={0: 5, 1: 0, 2: 0}, end={0: 8, 1: 1, 2: 0},
+                              wanted={('sensor-0001', 170.5), ('sensor-0002', 99.25)})
+  assert sent == {('sensor-0001', 170.5): [200], ('sensor-0002', 99.25): [300]}
+
+
+# --- the Java job's progress, the cluster's processes, memory over time ---
+
+def test_source_records_out_sums_the_source_vertices():
+  detail = {'vertices': [
+      {'name': 'Source: ReadCsvLines -> ParseLine', 'metrics': {'write-records': 1200}},
+      {'name': 'WindowDeviations -> WriteAlerts', 'metrics': {'write-records': 7}},
+      {'name': 'Source: Other', 'metrics': {}}]}
+  assert flink_rest.source_records_out(detail) == 1200
+
+
+def test_cluster_pids_include_every_taskmanager(tmp_path):
+  me, parent = os.getpid(), os.getppid()
+  (tmp_path / 'flink-jobmanager.pid').write_text(f'{parent}\n')
+  (tmp_path / 'flink-taskmanager-2.pid').write_text(f'{me}\n')
+  (tmp_path / 'kafka.pid').write_text('1\n')  # not the cluster's
+  pids = rss.cluster_pids(str(tmp_path))
+  assert pids[0] == parent and me in pids and 1 not in pids
+  assert rss.cluster_pids(str(tmp_path / 'missing')) == []
+
+
+def test_rss_trend_is_the_slope_after_the_warmup(monkeypatch):
+  monkeypatch.setattr(rss, 'label', lambda pid: 'taskmanager')
+  clock = iter([0.0, 60.0, 120.0, 180.0, 240.0])
+  rss_kb = iter([500 * 1024, 100 * 1024, 102 * 1024, 104 * 1024, 106 * 1024])
+  monkeypatch.setattr(rss, 'read_status', lambda pid: {'VmRSS': next(rss_kb)})
+  peaks = rss.PeakRss(lambda: [7], series_every_s=10.0, clock=lambda: next(clock))
+  for _ in range(5):
+    peaks.sample()
+  # from t = 60 s: 100, 102, 104, 106 MB a minute apart -> +2 MB/min (the 500 MB before it
+  # is the warmup)
+  assert peaks.trend(since=60.0) == [{'pid': 7, 'label': 'taskmanager', 'mb_per_min': 2.0,
+                                      'points': 4}]
+  assert peaks.trend(since=200.0) == []  # fewer than 3 points
+
+
+# --- which job a trial runs ---
+
+def test_the_java_job_runs_on_the_cluster_only_and_without_beam_options():
+  with pytest.raises(ValueError, match='cluster only'):
+    job.make_job('java', 'embedded', 'b:9192', 'e:8197', 1, 4, [], 'f:8081', 'w:50000')
+  with pytest.raises(ValueError, match='takes no job options'):
+    job.make_job('java', 'cluster', 'b:9192', 'e:8197', 1, 4, ['--rule=zscore'], 'f:8081',
+                 'w:50000')
+  with pytest.raises(SystemExit):
+    trial.parse_args(['--job', 'java', '--mode', 'embedded', '--rate', '100'])
+
+
+def test_the_java_job_gets_the_benchmark_windows_and_csv():
+  java = job.make_job('java', 'cluster', 'b:9192', 'e:8197', 2, 4, [], 'f:8081', 'w:50000')
+  assert set(java.topics) == {'readings', 'alerts'}
+  args = dict(zip(java.program_args[::2], java.program_args[1::2]))
+  assert (args['--window-ms'], args['--slide-ms'], args['--parallelism']) == ('60000', '10000', '2')
+  assert args['--input-topic'] == java.topics['readings'] and args['--group-id'] == java.job_name
+  assert job.describe(java) == {'job': 'java', 'job_name': java.job_name, 'checkpoint_ms': None}
+  assert (job.load_format('java'), job.load_format('beam_zscore')) == ('csv', 'json')
+  assert trial.parse_args(['--rate', '100'])[0].job == 'anomaly'
+
+
+def test_each_beam_job_is_judged_by_its_own_counter():
+  # ZScore's end of chain is its scoring step; ours is read up to the parser (judged
+  # readings wait for their slot's baseline by design)
+  assert job.COUNTERS['beam_zscore'][0] == 'zscore_readings'
+  assert job.COUNTERS['anomaly'][0] == 'readings'
+  assert all(consumed in counters for consumed, counters in job.COUNTERS.values())
