@@ -79,27 +79,14 @@ def stop_with_savepoint(jid: str, target_dir: Optional[str] = None, drain: bool 
                         rest: str = DEFAULT_REST, timeout_s: float = 300.0) -> str:
   """Stops the job with a savepoint and returns the savepoint's location.
 
-  drain=False (an upgrade): an ordinary savepoint of the running job, then the job is
-  cancelled; the savepoint holds every open window, and a job started from it continues as
-  if nothing happened (what the old job wrote after the savepoint is written again:
-  duplicates, not losses). Not Flink's stop-with-savepoint: after that synchronous
-  savepoint, outputs Beam's Flink runner had buffered in it came back in the resumed job on
-  the wrong output (dead letters sent into the late gate: "ClassCastException: [B cannot
-  be cast to Long", the job restarting without end; seen in 2 of 3 runs of
-  tests/test_fault.py), while restoring an ordinary checkpoint or savepoint works.
-  drain=True (a final stop): Flink's stop with drain; the watermark jumps to the end of
-  time first, so every window fires before the job ends.
+  drain=False (an upgrade): sources stop, the savepoint holds every open window, and a
+  job started from it continues as if nothing happened. drain=True (a final stop): the
+  watermark jumps to the end of time first, so every window fires before the job ends.
   """
-  if drain:
-    body = {'drain': True}
-    if target_dir:
-      body['targetDirectory'] = target_dir
-    trigger = call(f'/jobs/{jid}/stop', method='POST', body=body, rest=rest)['request-id']
-  else:
-    body = {'cancel-job': True}
-    if target_dir:
-      body['target-directory'] = target_dir
-    trigger = call(f'/jobs/{jid}/savepoints', method='POST', body=body, rest=rest)['request-id']
+  body = {'drain': drain}
+  if target_dir:
+    body['targetDirectory'] = target_dir
+  trigger = call(f'/jobs/{jid}/stop', method='POST', body=body, rest=rest)['request-id']
   deadline = time.monotonic() + timeout_s
   while time.monotonic() < deadline:
     status = call(f'/jobs/{jid}/savepoints/{trigger}', rest=rest)

@@ -90,6 +90,7 @@ def savepoint_and_resume(run: 'FaultRun') -> None:
   """Stop the job with a savepoint (no drain) and start it again from that savepoint."""
   job = flink_rest.running_job(run.job.job_name, rest=run.rest)
   location = flink_rest.stop_with_savepoint(job['jid'], rest=run.rest)
+  run.old_job_gone_at = time.time()  # windows ending before now may be the old job's
   run.stopped_job_start = job['start-time']
   run.savepoint = location
   run.job.start(run.job_args + [f'--savepoint_path={location}'])
@@ -168,6 +169,16 @@ class WindowStatsTail(threading.Thread):
     self._stopping.set()
     self.join(10)
 
+  def usual_delay_s(self, before_wall_s: float) -> Optional[float]:
+    """Median of (first seen - window end) over the windows ending before that moment: how
+    late window statistics come out without a fault, the floor under any recovery time."""
+    from datetime import datetime  # pylint: disable=import-outside-toplevel
+    delays = sorted(seen - datetime.fromisoformat(end.replace('Z', '+00:00')).timestamp()
+                    for end, seen in self.first_seen.items()
+                    if datetime.fromisoformat(end.replace('Z', '+00:00')).timestamp()
+                    < before_wall_s)
+    return delays[len(delays) // 2] if delays else None
+
   def first_output_after(self, fault_wall_s: float) -> Optional[float]:
     """When the first window ending after the fault moment was seen (wall time)."""
     from transforms.records import iso_ms  # pylint: disable=import-outside-toplevel
@@ -189,6 +200,7 @@ class FaultRun:
     self.job = JobRun('cluster', readings_partitions=4)
     self.savepoint: Optional[str] = None
     self.stopped_job_start = 0
+    self.old_job_gone_at: Optional[float] = None
     # What happened when, in seconds after the fault: the fault function returned (for a
     # savepoint: the new job submitted), Flink first showed the job not fully running,
     # every task of the job RUNNING again.
@@ -216,6 +228,9 @@ class FaultRun:
     self.fault_at = time.time()
     FAULTS[fault](self)
     self.phases['fault handled'] = time.time() - self.fault_at
+    # Output that proves recovery: a window ending after the fault, or for a stop, after
+    # the stopped job was gone (it kept emitting while its savepoint was taken).
+    proof_after = self.old_job_gone_at or self.fault_at
 
     def recovered():
       self.raise_if_job_ended()
@@ -224,12 +239,15 @@ class FaultRun:
           self.phases.setdefault('job down', time.time() - self.fault_at)
         elif 'job down' in self.phases:
           self.phases['tasks running'] = time.time() - self.fault_at
-      return self.tail.first_output_after(self.fault_at) is not None
+      return self.tail.first_output_after(proof_after) is not None
     try:
       wait_for(recovered, 300, f'window statistics for a window ending after the {fault}')
     except TimeoutError as error:
       raise TimeoutError(f'{error}; {self.job_report()}') from error
-    self.recovery_s = self.tail.first_output_after(self.fault_at) - self.fault_at
+    self.recovery_s = self.tail.first_output_after(proof_after) - self.fault_at
+    usual = self.tail.usual_delay_s(self.fault_at - 10)
+    if usual is not None:
+      self.phases['usual window delay'] = usual
 
   def tasks_running(self) -> bool:
     job = flink_rest.job_by_name(self.job.job_name, self.rest)

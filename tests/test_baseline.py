@@ -32,28 +32,3 @@ def test_a_slot_after_a_silent_window_still_gets_its_dict():
     # mark their own slots [0, 5) and [20, 25), which no window judges: empty dicts, so
     # Flink does not hold those readings back forever.
     assert_that(slots, equal_to([(0, []), (10, ['a']), (20, [])]))
-
-
-def test_a_dict_that_arrives_just_behind_the_watermark_still_judges_its_slot():
-  # Beam's Flink runner can let the watermark pass outputs it buffered at a checkpoint
-  # (seen after a restore): slot R's dict arrives when the watermark is already 1 s past R.
-  # Within one period of grace it is still the one released, not an empty dict.
-  from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # pylint: disable=import-outside-toplevel
-  from apache_beam.testing.test_stream import TestStream  # pylint: disable=import-outside-toplevel
-  from transforms.baseline import ReleaseBaselinesFn  # pylint: disable=import-outside-toplevel
-  shape = BaselineShape(size_ms=10_000, period_ms=5_000)
-  release = T0 + 10_000  # trailing: slot [10 s, 15 s) is released at its start
-  stream = (TestStream()
-            .add_elements([TimestampedValue(('', (release, None)), (release + 100) / 1000.0)])
-            .advance_watermark_to((release + 1_000) / 1000.0)
-            .add_elements([TimestampedValue(('', (release, {'a': 'baseline of a'})),
-                                            (release - 1) / 1000.0)])
-            .advance_watermark_to_infinity())
-  options = PipelineOptions()
-  options.view_as(StandardOptions).streaming = True
-  with TestPipeline(options=options) as p:
-    released = (p | stream
-                | beam.ParDo(ReleaseBaselinesFn(shape, memory_ms=60_000))
-                | beam.Map(lambda baselines, ts=beam.DoFn.TimestampParam:
-                           ((ts.micros // 1000 - T0) // 1000, sorted(baselines))))
-    assert_that(released, equal_to([(10, ['a'])]))

@@ -262,13 +262,9 @@ class ReleaseBaselinesFn(beam.DoFn):
 
   Input, under one key: (R, dict) from the per-slot combine and (R, None) markers from
   readings, R being the slot's release time. A dict is passed on at once, stamped with the
-  start of the slot it judges. A marker arms an event-time timer at R + one period; the
-  combine emits slot R's dict before its watermark passes R, so if none has come when the
-  timer fires, none will, and an empty dict is released instead (late if the marker was
-  late). The period of grace is for Beam's Flink runner: outputs a step produced while a
-  checkpoint was taken wait in a buffer until its next bundle, and the watermark can pass
-  them meanwhile; after a restore from a savepoint, a slot's dict arrived behind the
-  watermark at R and the whole slot (2,500 readings) was judged without baselines.
+  start of the slot it judges. A marker arms an event-time timer at R; the combine emits
+  slot R's dict before the watermark passes R, so if none has come when the timer fires,
+  none will, and an empty dict is released instead (late if the marker was late).
   """
   PENDING = ReadModifyWriteStateSpec('pending', PickleCoder())  # marked, not yet released
   RELEASED = ReadModifyWriteStateSpec('released', PickleCoder())  # recent released slots
@@ -277,7 +273,6 @@ class ReleaseBaselinesFn(beam.DoFn):
   def __init__(self, shape: BaselineShape, memory_ms: int):
     self._shape = shape
     self._memory_ms = memory_ms  # how long released slots are remembered
-    self._grace_ms = shape.period_ms  # how long after R an empty dict waits for the real one
     self._empty = Metrics.counter(METRICS_NAMESPACE, 'slots_without_baselines')
 
   def _judged(self, release_ms: int, baselines: dict) -> TimestampedValue:
@@ -300,7 +295,7 @@ class ReleaseBaselinesFn(beam.DoFn):
     elif release_ms not in waiting:
       waiting.add(release_ms)
       pending.write(tuple(waiting))
-      timer.set(Timestamp(micros=(min(waiting) + self._grace_ms) * 1000))
+      timer.set(Timestamp(micros=min(waiting) * 1000))
 
   @on_timer(RELEASE)
   def release(self, fired_at=beam.DoFn.TimestampParam,
@@ -309,11 +304,11 @@ class ReleaseBaselinesFn(beam.DoFn):
               timer=beam.DoFn.TimerParam(RELEASE)):
     now_ms = fired_at.micros // 1000
     waiting = set(pending.read() or ())
-    due = sorted(r for r in waiting if r + self._grace_ms <= now_ms)
+    due = sorted(r for r in waiting if r <= now_ms)
     rest = waiting.difference(due)
     pending.write(tuple(rest))
     if rest:
-      timer.set(Timestamp(micros=(min(rest) + self._grace_ms) * 1000))
+      timer.set(Timestamp(micros=min(rest) * 1000))
     done = {r for r in (released.read() or ()) if r > now_ms - self._memory_ms}
     released.write(tuple(done | set(due)))
     for release_ms in due:
