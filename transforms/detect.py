@@ -7,13 +7,13 @@
                                                  (likelihood rule: Judge ─ GlobalWindows ─ ScorePerSensor ──> alerts)
 """
 
-from typing import Any, Tuple
+from typing import Any, Dict, Tuple
 
 import apache_beam as beam
 from apache_beam.transforms import window
 
 from transforms.baseline import BaselineShape, BaselinesPerSlot, SlidingWindowStats
-from transforms.judge import JudgeReadingsFn, ScoreReadingsFn
+from transforms.judge import Judged, JudgeReadingsFn, ScoreReadingsFn
 from transforms.late_gate import GateLateReadings
 from transforms.rules import Rule
 
@@ -49,12 +49,13 @@ class DetectAnomalies(beam.PTransform):
             JudgeReadingsFn(self._rule),
             # One dict per slot by construction (BaselinesPerSlot); a list only because
             # the batch FnApiRunner repeats the outputs of a stage with timers.
-            slot_baselines=beam.pvalue.AsList(baselines)))
+            slot_baselines=beam.pvalue.AsList(baselines)).with_output_types(
+                Tuple[int, Judged] if self._rule.is_stateful else Dict[str, Any]))
     alerts = judged
     if self._rule.is_stateful:
       alerts = (
           judged
           | 'SensorHistory' >> beam.WindowInto(window.GlobalWindows())
           | 'ScorePerSensor' >> beam.ParDo(ScoreReadingsFn(self._rule))
-          .with_input_types(Tuple[str, Any]))
+          .with_input_types(Tuple[int, Judged]))
     return {'alerts': alerts, 'window_stats': window_stats, 'late': gated['late']}

@@ -23,7 +23,7 @@ timers, and each shard's clock stays fresh because some sensor of it is active.
 """
 
 import zlib
-from typing import Any, Tuple
+from typing import Tuple
 
 import apache_beam as beam
 from apache_beam.coders import BooleanCoder, VarIntCoder
@@ -34,6 +34,7 @@ from apache_beam.transforms.userstate import (
 from apache_beam.transforms.window import TimestampedValue
 
 from transforms.parse import METRICS_NAMESPACE
+from transforms.records import Reading
 
 GATE_SHARDS = 16
 _NO_CLOCK = -(2**62)
@@ -56,6 +57,14 @@ class _LateGateFn(beam.DoFn):
     self._period_ms = period_ms
     self._horizon_ms = horizon_ms
     self._late = Metrics.counter(METRICS_NAMESPACE, 'late_readings')
+    self._known = {}
+
+  def start_bundle(self):
+    # shard -> [clock_ms, armed, newest_ms] as in its state, read once per bundle. Without
+    # the SDK's state cache (off by default, and the EXTERNAL worker pool cannot turn it on)
+    # every state read is a blocking request to the runner; in a bundle only this DoFn
+    # changes a shard's state, so the first read of each shard is enough.
+    self._known = {}
 
   def process(
       self,
@@ -64,18 +73,25 @@ class _LateGateFn(beam.DoFn):
       newest=beam.DoFn.StateParam(NEWEST),
       armed=beam.DoFn.StateParam(ARMED),
       tick=beam.DoFn.TimerParam(TICK)):
-    _, reading = element
-    now_ms = clock.read()
-    now_ms = _NO_CLOCK if now_ms is None else now_ms
+    shard, reading = element
+    known = self._known.get(shard)
+    if known is None:
+      now_ms = clock.read()
+      known = self._known[shard] = [
+          _NO_CLOCK if now_ms is None else now_ms, armed.read(), newest.read() or _NO_CLOCK]
+    now_ms = known[0]
     if reading.ts_ms + self._lateness_ms < now_ms:
       self._late.inc()
       yield beam.pvalue.TaggedOutput(self.LATE, reading)
     else:
       yield TimestampedValue(reading, reading.ts_ms / 1000.0)
-      newest.write(max(newest.read() or _NO_CLOCK, reading.ts_ms))
-      if not armed.read():
+      if reading.ts_ms > known[2]:
+        known[2] = reading.ts_ms
+        newest.write(reading.ts_ms)
+      if not known[1]:
         tick.set(self._next_boundary_ms(max(now_ms, reading.ts_ms)) / 1000.0)
         armed.write(True)
+        known[1] = True
 
   @on_timer(TICK)
   def on_tick(
@@ -85,6 +101,7 @@ class _LateGateFn(beam.DoFn):
       newest=beam.DoFn.StateParam(NEWEST),
       armed=beam.DoFn.StateParam(ARMED),
       tick=beam.DoFn.TimerParam(TICK)):
+    self._known = {}  # a tick changes its shard's clock and armed flag
     now_ms = fired_at.micros // 1000
     clock.write(now_ms)
     newest_ms = newest.read() or _NO_CLOCK
@@ -118,7 +135,7 @@ class GateLateReadings(beam.PTransform):
     results = (
         readings
         | 'KeyByShard' >> beam.Map(lambda r: (gate_shard(r.sensor_id), r))
-        .with_output_types(Tuple[int, Any])
+        .with_output_types(Tuple[int, Reading])
         | 'Gate' >> beam.ParDo(_LateGateFn(self._lateness_ms, self._period_ms, self._horizon_ms))
-        .with_outputs(_LateGateFn.LATE, main='on_time'))
+        .with_output_types(Reading).with_outputs(_LateGateFn.LATE, main='on_time'))
     return {'on_time': results.on_time, 'late': results[_LateGateFn.LATE]}

@@ -74,6 +74,33 @@ class WindowStatsFn(beam.CombineFn):
     return WindowStats(acc.count, acc.mean, max(variance, 0.0), acc.min, acc.max)
 
 
+class PartialStatsFn(WindowStatsFn):
+  """float values -> their StatsAccumulator, not yet extracted: the statistics of one part
+  (one period of a sliding window) for MergedStatsFn to merge with the other parts."""
+
+  def extract_output(self, acc: StatsAccumulator) -> StatsAccumulator:
+    return acc
+
+
+class MergedStatsFn(beam.CombineFn):
+  """StatsAccumulators of disjoint parts -> WindowStats of their union (Chan's merge)."""
+
+  def create_accumulator(self) -> StatsAccumulator:
+    return EMPTY
+
+  def add_input(self, acc: StatsAccumulator, part: StatsAccumulator) -> StatsAccumulator:
+    return merge_two(acc, part)
+
+  def merge_accumulators(self, accumulators: Iterable[StatsAccumulator]) -> StatsAccumulator:
+    merged = EMPTY
+    for acc in accumulators:
+      merged = merge_two(merged, acc)
+    return merged
+
+  def extract_output(self, acc: StatsAccumulator) -> WindowStats:
+    return WindowStatsFn().extract_output(acc)
+
+
 def to_accumulator(stats: WindowStats) -> StatsAccumulator:
   if stats.count == 0:
     return EMPTY
