@@ -20,11 +20,9 @@ An outlier leaves as JSON {"sensor_id", "ts", "value", "score", "threshold", "mo
 same way: the record's Kafka timestamp minus its `ts`).
 """
 
-import logging
 import os
-import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -36,6 +34,7 @@ from apache_beam.runners.runner import PipelineResult
 
 from pipeline.file_io import ReadRawRecordsFromFiles, WriteJsonLines
 from pipeline.kafka_io import ReadSensorRecords, WriteToTopic, validate_kafka
+from pipeline import main as pipeline_main
 from pipeline.main import _io_args
 from pipeline.options import InvalidOptionError, event_time_bounds_ms, validate
 from transforms.parse import METRICS_NAMESPACE, ParseReadings, RecordParser
@@ -118,20 +117,8 @@ def make_pipeline(argv: List[str]) -> beam.Pipeline:
 
 def run(argv: Optional[List[str]] = None, wait: bool = True) -> PipelineResult:
   """Builds and starts the baseline job; waits for it to end unless wait=False."""
-  p = make_pipeline(argv if argv is not None else sys.argv[1:])
-  result = p.run()
-  if wait:
-    result.wait_until_finish()
-  return result
-
-
-def main() -> None:
-  logging.basicConfig(level=logging.INFO)
-  try:
-    run()
-  except InvalidOptionError as error:
-    sys.exit(f'error: {error}')
+  return pipeline_main.run(argv, wait, make=make_pipeline)
 
 
 if __name__ == '__main__':
-  main()
+  pipeline_main.main(make=make_pipeline)

@@ -14,7 +14,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -67,19 +67,21 @@ def make_pipeline(argv: List[str]) -> beam.Pipeline:
   return p
 
 
-def run(argv: Optional[List[str]] = None, wait: bool = True) -> PipelineResult:
-  """Builds and starts the job; waits for it to end unless wait=False."""
-  p = make_pipeline(argv if argv is not None else sys.argv[1:])
+def run(argv: Optional[List[str]] = None, wait: bool = True,
+        make: Callable[[List[str]], beam.Pipeline] = make_pipeline) -> PipelineResult:
+  """Builds (with `make`: this job, or a benchmark baseline around the same source and
+  sink) and starts the job; waits for it to end unless wait=False."""
+  p = make(argv if argv is not None else sys.argv[1:])
   result = p.run()
   if wait:
     result.wait_until_finish()
   return result
 
 
-def main() -> None:
+def main(make: Callable[[List[str]], beam.Pipeline] = make_pipeline) -> None:
   logging.basicConfig(level=logging.INFO)
   try:
-    run()
+    run(make=make)
   except InvalidOptionError as error:
     sys.exit(f'error: {error}')
 

@@ -66,7 +66,6 @@ def kill_taskmanager(run: 'FaultRun') -> None:
   jid = flink_rest.running_job(run.job.job_name, rest=run.rest)['jid']
   hosts = sorted(flink_rest.job_taskmanagers(jid, run.rest))
   assert hosts, f'no TaskManager runs a task of {run.job.job_name}'
-  run.killed_taskmanager = hosts[0]
   pid = recorded_pid(hosts[0])
   os.kill(pid, signal.SIGKILL)
   _wait_dead(pid)

@@ -82,23 +82,12 @@ class PartialStatsFn(WindowStatsFn):
     return acc
 
 
-class MergedStatsFn(beam.CombineFn):
-  """StatsAccumulators of disjoint parts -> WindowStats of their union (Chan's merge)."""
-
-  def create_accumulator(self) -> StatsAccumulator:
-    return EMPTY
+class MergedStatsFn(WindowStatsFn):
+  """StatsAccumulators of disjoint parts -> WindowStats of their union (Chan's merge): a
+  WindowStatsFn whose inputs are parts instead of values."""
 
   def add_input(self, acc: StatsAccumulator, part: StatsAccumulator) -> StatsAccumulator:
     return merge_two(acc, part)
-
-  def merge_accumulators(self, accumulators: Iterable[StatsAccumulator]) -> StatsAccumulator:
-    merged = EMPTY
-    for acc in accumulators:
-      merged = merge_two(merged, acc)
-    return merged
-
-  def extract_output(self, acc: StatsAccumulator) -> WindowStats:
-    return WindowStatsFn().extract_output(acc)
 
 
 def to_accumulator(stats: WindowStats) -> StatsAccumulator:
