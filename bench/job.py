@@ -73,10 +73,15 @@ class FreshTopics:
         raise RuntimeError(f'{self.job_name} is {self.state()}, not RUNNING')
       time.sleep(1.0)
 
+  # (REST address, job id) once located on the standalone cluster, which outlives the trial.
+  on_cluster: Optional[Tuple[str, str]] = None
+
   def __exit__(self, *exc) -> None:
     try:
       if self.state() not in TERMINAL:
         self.cancel()
+      if self.on_cluster:  # the next trial must not share the cluster with this job
+        flink_rest.wait_ended(*self.on_cluster)
     finally:
       kafka_topics.delete(self._admin, list(self.topics.values()))
       self._admin.close()
@@ -127,6 +132,8 @@ class BenchJob(FreshTopics):
       base = self.flink_master if self.mode == 'cluster' else flink_rest.embedded_rest()
       jid = flink_rest.job_id(base, self.job_name) if base else None
       if jid:
+        if self.mode == 'cluster':
+          self.on_cluster = (base, jid)
         return base, jid
       time.sleep(1)
     raise RuntimeError(f'no Flink REST API shows {self.job_name}')
@@ -164,7 +171,8 @@ class OriginalBenchJob(FreshTopics):
 
   def locate(self, timeout_s: float = 60.0) -> Tuple[str, str]:
     del timeout_s  # the job id came back from the submission
-    return self.flink_master, self.jid
+    self.on_cluster = (self.flink_master, self.jid)
+    return self.on_cluster
 
   def reader(self, base: str, jid: str) -> flink_rest.SourceRecordsReader:
     return flink_rest.SourceRecordsReader(base, jid)

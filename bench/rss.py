@@ -103,7 +103,7 @@ def label(pid: int) -> str:
   cmd = cmdline(pid)
   for needle, name in (('job-server', 'job-server'), ('StandaloneSessionClusterEntrypoint',
                        'jobmanager'), ('TaskManagerRunner', 'taskmanager'),
-                       ('worker_pool_main', 'worker-pool'), ('sdk_worker_main', 'sdk-worker'),
+                       ('worker_pool', 'worker-pool'), ('sdk_worker', 'sdk-worker'),
                        ('java', 'java'), ('python', 'python')):
     if needle in cmd:
       return name

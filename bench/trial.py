@@ -161,8 +161,12 @@ class Sampler:
       t = time.time() - self.t0
       if new is not None and (new[self.consumed] != self.counters.get(self.consumed)
                               or t - self._last_t >= self.stale_s):
+        sample = Sample(round(t, 2), self.offsets.produced(), new[self.consumed])
+        if sample.consumed > sample.produced:  # read first, so never more unless not ours
+          raise RuntimeError(f'{self.consumed} counter {sample.consumed} > {sample.produced} '
+                             'readings produced: these counters are not this job\'s')
         self.counters = new
-        self.samples.append(Sample(round(t, 2), self.offsets.produced(), new[self.consumed]))
+        self.samples.append(sample)
         self._last_t = t
       time.sleep(self.poll_s)
 

@@ -24,7 +24,7 @@
 # Env:   FLINK_REST_PORT (8081), FLINK_TASKMANAGERS (2), FLINK_TASK_SLOTS (4) each,
 #        FLINK_PARALLELISM (2),
 #        FLINK_JM_MEMORY (1600m), FLINK_TM_MEMORY (4g), FLINK_TM_METASPACE (1536m),
-#        WORKER_POOL_PORT (50000), FLINK_MAX_RESTART_BACKOFF ("2 s"),
+#        WORKER_POOL_PORT (50000), WORKER_STATE_CACHE_MB (0), FLINK_MAX_RESTART_BACKOFF ("2 s"),
 #        FLINK_HEARTBEAT_TIMEOUT_MS (15000),
 #        FLINK_START_TIMEOUT seconds (90).
 set -euo pipefail
@@ -142,8 +142,8 @@ case "${1:-}" in
       # The pool starts each SDK worker as a plain `python -c ...` found on PATH, so the
       # virtual environment's bin/ goes first.
       start_daemon worker-pool env PATH="$(dirname "$VENV_PYTHON"):$PATH" \
-        "$VENV_PYTHON" -m apache_beam.runners.worker.worker_pool_main \
-        --service_port="$WORKER_POOL_PORT"
+        "$VENV_PYTHON" -m runners.worker_pool --port="$WORKER_POOL_PORT" \
+        --state_cache_mb="${WORKER_STATE_CACHE_MB:-0}"
     fi
     timeout="${FLINK_START_TIMEOUT:-90}"
     if ! wait_until flink-jobmanager "$timeout" rest_ready \

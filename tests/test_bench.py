@@ -348,6 +348,71 @@ def test_source_records_out_sums_the_source_vertices():
   assert flink_rest.source_records_out(detail) == 1200
 
 
+def test_wait_ended_polls_until_the_job_has_ended(monkeypatch):
+  states = iter(['RUNNING', 'CANCELLING', 'CANCELED'])
+  monkeypatch.setattr(flink_rest, 'get', lambda base, path: {'state': next(states)})
+  monkeypatch.setattr(flink_rest.time, 'sleep', lambda s: None)
+  assert flink_rest.wait_ended('rest', 'j1') == 'CANCELED'
+
+
+def test_wait_ended_gives_up_naming_the_state(monkeypatch):
+  monkeypatch.setattr(flink_rest, 'get', lambda base, path: {'state': 'CANCELLING'})
+  monkeypatch.setattr(flink_rest.time, 'sleep', lambda s: None)
+  with pytest.raises(RuntimeError, match='j1 still CANCELLING'):
+    flink_rest.wait_ended('rest', 'j1', timeout_s=0.0)
+
+
+class _Offsets:
+  def __init__(self, produced):
+    self.values = iter(produced)
+
+  def produced(self):
+    return next(self.values)
+
+
+class _Reader:
+  def __init__(self, consumed):
+    self.values = iter(consumed)
+
+  def read(self):
+    return {'readings': next(self.values)}
+
+
+def _sampler(produced, consumed):
+  running = SimpleNamespace(state=lambda: 'RUNNING')
+  return trial.Sampler(0.0, _Offsets(produced), _Reader(consumed), running, 'readings',
+                       poll_s=0.0)
+
+
+def test_sampler_keeps_counts_that_change(monkeypatch):
+  clock = iter([1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 9.0])
+  monkeypatch.setattr(trial.time, 'time', lambda: next(clock))
+  sampler = _sampler([10, 20, 30], [0, 15, 15])
+  sampler.run_until(5.0)
+  assert sampler.samples == [Sample(1.0, 10, 0), Sample(2.0, 20, 15)]
+
+
+def test_sampler_refuses_counters_above_what_was_produced(monkeypatch):
+  # Seen once: a new job's REST metrics showing the previous job's final count.
+  clock = iter([1.0, 1.0])
+  monkeypatch.setattr(trial.time, 'time', lambda: next(clock))
+  with pytest.raises(RuntimeError, match='not this job'):
+    _sampler([0], [139998]).run_until(5.0)
+
+
+def test_a_trial_on_the_cluster_waits_for_its_job_to_end(monkeypatch):
+  calls = []
+  monkeypatch.setattr(flink_rest, 'wait_ended', lambda base, jid: calls.append((base, jid)))
+  monkeypatch.setattr(job.kafka_topics, 'delete', lambda admin, names: calls.append('deleted'))
+  fresh = job.OriginalBenchJob('127.0.0.1:1')
+  fresh._admin = SimpleNamespace(close=lambda: None)
+  fresh.state = lambda: 'CANCELED'
+  fresh.jid = 'j1'
+  fresh.locate()
+  fresh.__exit__(None, None, None)
+  assert calls == [('localhost:8081', 'j1'), 'deleted']
+
+
 def test_cluster_pids_include_every_taskmanager(tmp_path):
   me, parent = os.getpid(), os.getppid()
   (tmp_path / 'flink-jobmanager.pid').write_text(f'{parent}\n')
