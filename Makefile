@@ -47,7 +47,7 @@ test: test-unit test-e2e test-fault
 
 # Benchmark (bench/run.py; not part of `make test`): highest sustained rate, alert latency,
 # memory and cost of the job, against the original Java job and Beam's ZScore, on embedded
-# Flink and the standalone cluster; about 45 minutes. Starts the services that are not
+# Flink and the standalone cluster; about 65 minutes. Starts the services that are not
 # running and stops what it started; writes .local/bench/latest.json and README's
 # Performance table; last line: "bench: max_rps=.. p99_ms=.. vs_java=.. vs_beam_zscore=..".
 # BENCH_ARGS='--plan full' (about 4.5 hours), '--budget_min 30', '--no_readme'.

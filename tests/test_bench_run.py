@@ -53,17 +53,18 @@ def headline_steps(java_trials=None, java_max=20_000.0, java_status='done'):
 
 def test_default_quick_plan_fits_its_budget_with_every_part_the_issue_asks_for():
   steps, dropped, budget = plan.build('quick')
-  assert budget == 45 and not dropped
-  assert plan.estimate_s(steps) <= 45 * 60
+  assert budget == 70 and not dropped
+  assert plan.estimate_s(steps) <= 70 * 60
   keys = [s.key for s in steps]
-  assert keys[:5] == ['ours_cluster', 'java_cluster', 'zscore_cluster', 'latency_cluster',
-                      'ours_embedded']
+  assert keys[:6] == ['ours_cluster', 'java_cluster', 'zscore_cluster', 'latency_cluster',
+                      'ours_embedded', 'memory_cluster']
   cost = [(s.sensors, s.parallelism) for s in steps if s.purpose == 'cost']
   assert sorted(cost) == [(100, 1), (100, 2), (10_000, 1), (10_000, 2), (100_000, 1),
                           (100_000, 2)]
   assert all(not s.search for s in steps if s.purpose in ('cost', 'latency'))
   assert [s.rates for s in steps if s.purpose == 'latency'] == [(5000.0,)]
-  assert not any(s.purpose == 'memory' for s in steps)  # full plan only
+  memory = [s for s in steps if s.purpose == 'memory']
+  assert len(memory) == 1 and memory[0].measure == 600 and memory[0].rss_series
 
 
 def test_full_plan_searches_everywhere_and_has_the_ten_minute_memory_trial():
@@ -76,27 +77,29 @@ def test_full_plan_searches_everywhere_and_has_the_ten_minute_memory_trial():
 
 
 def test_a_smaller_budget_leaves_out_the_lowest_priority_steps_first():
-  steps, dropped, _ = plan.build('quick', budget_min=30)
-  # 45 - 30 min: the six cost trials (6 x 150 s = 15 min) go, the searches stay whole
+  steps, dropped, _ = plan.build('quick', budget_min=40)
+  # 63 -> 40 min: the six cost trials (6 x 150 s = 15 min) and the memory trial (12 min) go,
+  # the searches stay whole
   assert [s.key for s in steps] == ['ours_cluster', 'java_cluster', 'zscore_cluster',
                                     'latency_cluster', 'ours_embedded']
-  assert all(s.max_trials == 2 for s in steps if s.search)
-  assert [d['key'] for d in dropped][0] == 'cost_embedded_s100_p1'
-  assert all(d['status'] == 'skipped' and '30 min budget' in d['reason'] for d in dropped)
-  assert plan.estimate_s(steps) <= 30 * 60
+  assert [s.max_trials for s in steps if s.search] == [3, 2, 2, 3]
+  assert [d['key'] for d in dropped][:2] == ['memory_cluster', 'cost_embedded_s100_p1']
+  assert all(d['status'] == 'skipped' and '40 min budget' in d['reason'] for d in dropped)
+  assert plan.estimate_s(steps) <= 40 * 60
 
 
 def test_then_searches_shorten_the_longest_first_and_at_last_headline_steps_go():
   steps, _, _ = plan.build('quick', budget_min=20)
-  # headline only: 3 searches x 2 trials x 195 s + 210 s = 1,380 s > 1,200 s; the last of
-  # the longest searches is cut first: zscore 2 -> 1 trial, 1,185 s
+  # headline only: (3 + 2 + 2) trials x 195 s + 210 s = 1,575 s > 1,200 s; the longest
+  # search is cut first, ours 3 -> 2 (1,380 s), then the last of the longest: zscore 2 -> 1
+  # trial, 1,185 s
   assert [(s.key, plan.trial_count(s)) for s in steps] == [
       ('ours_cluster', 2), ('java_cluster', 2), ('zscore_cluster', 1), ('latency_cluster', 1)]
   steps, _, _ = plan.build('quick', budget_min=17)
   # 1,185 s > 1,020 s: java 2 -> 1 (990 s)
   assert [plan.trial_count(s) for s in steps] == [2, 1, 1, 1]
   steps, dropped, _ = plan.build('quick', budget_min=1)
-  assert steps == [] and len(dropped) == 11
+  assert steps == [] and len(dropped) == 12
 
 
 def test_resolve_rate_uses_an_earlier_max_or_keeps_the_default():
@@ -432,10 +435,10 @@ def test_main_writes_the_results_file_and_the_readme_and_prints_the_last_line_la
 
 def test_main_with_a_small_budget_reports_the_left_out_steps_as_skipped(fake_run):
   tmp_path, _ = fake_run
-  assert run.main(['--out_dir', str(tmp_path / 'b'), '--budget_min', '30', '--no_readme']) == 0
+  assert run.main(['--out_dir', str(tmp_path / 'b'), '--budget_min', '40', '--no_readme']) == 0
   doc = json.loads((tmp_path / 'b' / 'latest.json').read_text(encoding='utf-8'))
   skipped = [s for s in doc['steps'] if s['status'] == 'skipped']
-  assert [s['key'] for s in skipped][0] == 'cost_embedded_s100_p1' and len(skipped) == 6
+  assert [s['key'] for s in skipped][0] == 'memory_cluster' and len(skipped) == 7
   assert all(s['max_rps'] is None and 'budget' in s['reason'] for s in skipped)
 
 
