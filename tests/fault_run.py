@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -141,6 +141,7 @@ class WindowStatsTail(threading.Thread):
     super().__init__(daemon=True)
     self.topic = topic
     self.first_seen: Dict[str, float] = {}  # window_end (ISO) -> wall time first seen
+    self.sightings: List[Tuple[str, float]] = []  # (window_end, wall time) of every record
     self._stopping = threading.Event()
 
   def run(self) -> None:
@@ -163,6 +164,7 @@ class WindowStatsTail(threading.Thread):
               for record in batch:
                 end = json.loads(record.value)['window_end']
                 self.first_seen.setdefault(end, now)
+                self.sightings.append((end, now))
                 position = record.offset + 1
             if self._stopping.is_set():
               break
@@ -186,10 +188,13 @@ class WindowStatsTail(threading.Thread):
     return delays[len(delays) // 2] if delays else None
 
   def first_output_after(self, fault_wall_s: float) -> Optional[float]:
-    """When the first window ending after the fault moment was seen (wall time)."""
+    """When a window ending after that moment was first seen after it (wall time). Seen
+    after, too: a job stopped with a savepoint emitted windows ending after its stop
+    (1.3 s "recovery" in one CI run), so only a sighting once it was gone proves the new
+    job."""
     from transforms.records import iso_ms  # pylint: disable=import-outside-toplevel
     after = iso_ms(int(fault_wall_s * 1000))
-    times = [seen for end, seen in self.first_seen.items() if end > after]
+    times = [seen for end, seen in self.sightings if end > after and seen > fault_wall_s]
     return min(times) if times else None
 
 
