@@ -79,10 +79,13 @@ def embedded_rest(parent: Optional[int] = None) -> Optional[str]:
 
 
 def job_id(base: str, job_name: str) -> Optional[str]:
-  """The newest RUNNING job of that name, else the newest of that name, else None.
-  (On embedded Flink the job is named after the Beam job name too.)"""
+  """The newest RUNNING job of that name, else the newest of that name, else None (also
+  on embedded Flink the job is named after the Beam job name). Never another job: Beam
+  says RUNNING before its job server has uploaded the jars and submitted the job (up to
+  ~30 s on the cluster), and taking the cluster's only job then meant reading the previous
+  trial's counters."""
   jobs = get(base, '/jobs/overview')['jobs']
-  named = [j for j in jobs if j['name'] == job_name] or (jobs if len(jobs) == 1 else [])
+  named = [j for j in jobs if j['name'] == job_name]
   running = [j for j in named if j['state'] == 'RUNNING']
   pick = running or named
   return max(pick, key=lambda j: j['start-time'])['jid'] if pick else None

@@ -124,9 +124,10 @@ class BenchJob(FreshTopics):
     if self.result is not None:
       self.result.cancel()
 
-  def locate(self, timeout_s: float = 60.0) -> Tuple[str, str]:
+  def locate(self, timeout_s: float = 180.0) -> Tuple[str, str]:
     """(REST address, job id) of the running job: the cluster's, or the embedded
-    MiniCluster's inside the job server JVM that Beam started under this process."""
+    MiniCluster's inside the job server JVM that Beam started under this process. It
+    appears there once the job server has submitted it, some time after Beam's RUNNING."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
       base = self.flink_master if self.mode == 'cluster' else flink_rest.embedded_rest()

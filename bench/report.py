@@ -245,6 +245,10 @@ def table(doc: Dict) -> str:
           f"{_load(machine.get('loadavg_after'))} after. Last line: `{doc.get('last_line')}`")
   header = ['what', 'job', 'Flink', 'sensors', 'p', 'readings/s', 'p50 / p99 ms',
             'CPU ms/reading', 'peak RSS MB', 'note']
+  redo = doc.get('redo')
+  if redo:
+    head += (f" Steps {', '.join(redo['steps'])} re-measured in this run; the others are "
+             f"from the run of {redo['others_from']}.")
   lines = [head, '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for step in doc.get('steps', []):
     lines.append('| ' + ' | '.join(row_of(step)) + ' |')

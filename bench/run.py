@@ -1,6 +1,11 @@
 """make bench: throughput, alert latency, memory and cost of our job and its two baselines.
 
   python -m bench.run [--plan quick|full] [--budget_min N] [--no_readme]
+  python -m bench.run --redo ours_cluster[,KEY...] [--previous .local/bench/latest.json]
+
+--redo measures only those steps of the plan again and takes every other step's result
+from the previous results file, as it was (the table says which steps were re-measured
+when): for a step whose trials failed for a reason that has since been fixed.
 
 Starts what is not running, through the project's scripts, and at the end stops only what it
 started: a Kafka broker on 127.0.0.1:9192 (KAFKA_PORT=9192 runners/kafka.sh) and a KafkaIO
@@ -29,7 +34,7 @@ import signal
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from bench import flink_rest, machine, measure, plan, report
 from runners.services import Services
@@ -187,7 +192,34 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument('--no_readme', action='store_true',
                       help="leave README.md's Performance table as it is")
   parser.add_argument('--out_dir', default=OUT_DIR, help='default .local/bench')
-  return parser.parse_args(argv)
+  parser.add_argument('--redo', type=lambda text: [k for k in text.split(',') if k],
+                      help='comma-separated step keys to measure again; the other steps '
+                      'come from --previous')
+  parser.add_argument('--previous', default=os.path.join(OUT_DIR, 'latest.json'),
+                      help='the results file --redo completes (default .local/bench/latest.json)')
+  args = parser.parse_args(argv)
+  if args.redo:
+    keys = {s.key for s in (plan.quick_plan() if args.plan == 'quick' else plan.full_plan())}
+    unknown = sorted(set(args.redo) - keys)
+    if unknown:
+      parser.error(f'--redo: no such step in the {args.plan} plan: {", ".join(unknown)}')
+    try:
+      with open(args.previous, encoding='utf-8') as handle:
+        args.previous_doc = json.load(handle)
+    except (OSError, ValueError) as error:
+      parser.error(f'--previous: cannot read {args.previous}: {error}')
+  return args
+
+
+def redo_plan(plan_name: str, redo: Sequence[str], previous: Dict) -> Tuple[List[plan.Step],
+                                                                            List[Dict]]:
+  """(the plan's steps named in redo, every other step's result from the previous run in
+  the plan's order, each marked with that run's start)."""
+  steps = plan.quick_plan() if plan_name == 'quick' else plan.full_plan()
+  earlier = {s['key']: s for s in previous.get('steps', [])}
+  kept = [dict(earlier[s.key], measured_at=previous.get('started_at'))
+          for s in steps if s.key not in redo and s.key in earlier]
+  return [s for s in steps if s.key in redo], kept
 
 
 def _interrupt(signum, frame):
@@ -230,6 +262,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(line, flush=True)
 
   steps, dropped, budget_min = plan.build(args.plan, args.budget_min)
+  if args.redo:  # no budget cut: the steps asked for, the rest as measured before
+    steps, dropped = redo_plan(args.plan, args.redo, args.previous_doc)
   addresses = {'bootstrap': f'127.0.0.1:{args.kafka_port}',
                'expansion_service': f'localhost:{args.expansion_port}',
                'flink_master': FLINK_MASTER}
@@ -239,6 +273,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                'estimated_min': round(plan.estimate_s(steps) / 60, 1),
                'addresses': addresses,
                'machine': machine.details()}
+  if args.redo:
+    doc['redo'] = {'steps': list(args.redo), 'others_from': args.previous_doc.get('started_at')}
   log(f"bench: plan {args.plan}: {len(steps)} steps, ~{doc['estimated_min']:.0f} min "
       f'(budget {budget_min:g} min)' + (f'; left out: {[d["key"] for d in dropped]}'
                                         if dropped else ''))
@@ -249,7 +285,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   results += [dict(plan.describe(s), status='failed' if 'error' in doc else 'skipped',
                    reason=reason, max_rps=None, trials=[])
               for s in steps if s.key not in done]
-  results += dropped
+  if args.redo:  # back in the plan's order
+    order = {s.key: i for i, s in enumerate(plan.quick_plan() if args.plan == 'quick'
+                                            else plan.full_plan())}
+    results = sorted(results + dropped, key=lambda s: order[s['key']])
+  else:
+    results += dropped
   doc['machine']['loadavg_after'] = list(os.getloadavg())
   doc['seconds'] = round(budget.elapsed())
   finish(doc, results)

@@ -348,6 +348,16 @@ def test_source_records_out_sums_the_source_vertices():
   assert flink_rest.source_records_out(detail) == 1200
 
 
+def test_job_id_is_the_named_job_never_the_only_other_one(monkeypatch):
+  jobs = [{'jid': 'old', 'name': 'bench-anomaly-cluster-p1-aaaa', 'state': 'CANCELED',
+           'start-time': 1}]
+  monkeypatch.setattr(flink_rest, 'get', lambda base, path: {'jobs': jobs})
+  assert flink_rest.job_id('rest', 'bench-anomaly-cluster-p1-bbbb') is None
+  jobs.append({'jid': 'new', 'name': 'bench-anomaly-cluster-p1-bbbb', 'state': 'RUNNING',
+               'start-time': 2})
+  assert flink_rest.job_id('rest', 'bench-anomaly-cluster-p1-bbbb') == 'new'
+
+
 def test_wait_ended_polls_until_the_job_has_ended(monkeypatch):
   states = iter(['RUNNING', 'CANCELLING', 'CANCELED'])
   monkeypatch.setattr(flink_rest, 'get', lambda base, path: {'state': next(states)})

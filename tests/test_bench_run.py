@@ -486,3 +486,37 @@ def test_make_bench_is_its_own_target_outside_make_test():
   at = lines.index('bench: $(VENV)/.e2e-installed jars')
   assert lines[at + 1:at + 3] == ['\trunners/fetch_flink.sh',
                                   '\t$(PY) -m bench.run $(BENCH_ARGS)']
+
+
+def test_redo_measures_only_the_named_steps_and_keeps_the_others(fake_run, monkeypatch):
+  tmp_path, readme = fake_run
+  first = tmp_path / 'first'
+  assert run.main(['--out_dir', str(first)]) == 0
+  previous = json.loads((first / 'latest.json').read_text(encoding='utf-8'))
+  measured = []
+
+  def executor(addresses, log):
+    def execute(step, results, budget):
+      measured.append(step.key)
+      return {'max_rps': 2000.0, 'trials': [trial(2000.0)]}
+    return execute
+  monkeypatch.setattr(run, 'executor', executor)
+  again = tmp_path / 'again'
+  assert run.main(['--out_dir', str(again), '--redo', 'ours_cluster',
+                   '--previous', str(first / 'latest.json')]) == 0
+  assert measured == ['ours_cluster']
+  doc = json.loads((again / 'latest.json').read_text(encoding='utf-8'))
+  assert [s['key'] for s in doc['steps']] == [s['key'] for s in previous['steps']]
+  by_key = {s['key']: s for s in doc['steps']}
+  assert by_key['ours_cluster']['max_rps'] == 2000.0
+  assert by_key['java_cluster']['trials'] == {s['key']: s for s in previous['steps']}[
+      'java_cluster']['trials']
+  assert doc['last_line'].startswith('bench: max_rps=2000 ')
+  assert doc['redo'] == {'steps': ['ours_cluster'], 'others_from': previous['started_at']}
+  assert 'Steps ours_cluster re-measured in this run' in readme.read_text(encoding='utf-8')
+
+
+def test_redo_refuses_an_unknown_step_naming_the_option(capsys):
+  with pytest.raises(SystemExit):
+    run.parse_args(['--redo', 'ours_nowhere'])
+  assert '--redo: no such step in the quick plan: ours_nowhere' in capsys.readouterr().err
