@@ -50,7 +50,8 @@ test: test-unit test-e2e test-fault
 # Flink and the standalone cluster; about 65 minutes. Starts the services that are not
 # running and stops what it started; writes .local/bench/latest.json and README's
 # Performance table; last line: "bench: max_rps=.. p99_ms=.. vs_java=.. vs_beam_zscore=..".
-# BENCH_ARGS='--plan full' (about 4.5 hours), '--budget_min 30', '--no_readme'.
+# BENCH_ARGS='--plan full' (about 4.5 hours), '--budget_min 30', '--no_readme',
+# '--redo ours_cluster' (those steps again, the others from the previous run).
 bench: $(VENV)/.e2e-installed jars
 	runners/fetch_flink.sh
 	$(PY) -m bench.run $(BENCH_ARGS)

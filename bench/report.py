@@ -247,7 +247,7 @@ def table(doc: Dict) -> str:
             'CPU ms/reading', 'peak RSS MB', 'note']
   redo = doc.get('redo')
   if redo:
-    head += (f" Steps {', '.join(redo['steps'])} re-measured in this run; the others are "
+    head += (f". Steps {', '.join(redo['steps'])} re-measured in this run; the others are "
              f"from the run of {redo['others_from']}.")
   lines = [head, '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for step in doc.get('steps', []):

@@ -275,9 +275,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                'machine': machine.details()}
   if args.redo:
     doc['redo'] = {'steps': list(args.redo), 'others_from': args.previous_doc.get('started_at')}
-  log(f"bench: plan {args.plan}: {len(steps)} steps, ~{doc['estimated_min']:.0f} min "
-      f'(budget {budget_min:g} min)' + (f'; left out: {[d["key"] for d in dropped]}'
-                                        if dropped else ''))
+  if args.redo:
+    log(f"bench: measuring again {[s.key for s in steps]}, ~{doc['estimated_min']:.0f} min; "
+        f"the other {len(dropped)} steps as measured in the run of {doc['redo']['others_from']}")
+  else:
+    log(f"bench: plan {args.plan}: {len(steps)} steps, ~{doc['estimated_min']:.0f} min "
+        f'(budget {budget_min:g} min)' + (f'; left out: {[d["key"] for d in dropped]}'
+                                          if dropped else ''))
   budget = Budget(budget_min * 60)
   results = measure_all(steps, args, addresses, budget, doc, log)
   done = {r['key'] for r in results}
