@@ -21,7 +21,6 @@ which back-pressure holds to what the windows have taken in.
 import http.client
 import json
 import os
-import time
 import urllib.parse
 import urllib.request
 from typing import Dict, List, Optional
@@ -143,24 +142,6 @@ def source_records_out(job_detail: Dict) -> int:
   """Sum of `write-records` of the source vertices ('Source: ...') in a /jobs/<jid> answer."""
   return sum(int(vertex.get('metrics', {}).get('write-records', 0))
              for vertex in job_detail['vertices'] if vertex['name'].startswith('Source'))
-
-
-# Flink's terminal job states (GET /jobs/<jid>).
-ENDED = ('FAILED', 'CANCELED', 'FINISHED', 'SUSPENDED')
-
-
-def wait_ended(base: str, jid: str, timeout_s: float = 120.0) -> str:
-  """Waits until the job's tasks are gone and returns its final state. A cancelled Beam job
-  stays CANCELLING for up to ~30 s here (its Kafka source closes slowly): a trial started
-  meanwhile shares the TaskManager and its cores with it."""
-  deadline = time.monotonic() + timeout_s
-  while True:
-    state = get(base, f'/jobs/{jid}')['state']
-    if state in ENDED:
-      return state
-    if time.monotonic() > deadline:
-      raise RuntimeError(f'job {jid} still {state} {timeout_s:.0f} s after its cancel')
-    time.sleep(1.0)
 
 
 def other_running_jobs(base: str, jid: str) -> int:

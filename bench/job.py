@@ -19,6 +19,7 @@ import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from bench import flink_rest, java_baseline
+from runners import flink_rest as runners_flink_rest
 from runners import kafka_topics
 from runners.flink_options import CLUSTER_CHECKPOINT_MS, flink_args
 
@@ -81,7 +82,8 @@ class FreshTopics:
       if self.state() not in TERMINAL:
         self.cancel()
       if self.on_cluster:  # the next trial must not share the cluster with this job
-        flink_rest.wait_ended(*self.on_cluster)
+        base, jid = self.on_cluster
+        runners_flink_rest.wait_ended(jid, rest=base)
     finally:
       kafka_topics.delete(self._admin, list(self.topics.values()))
       self._admin.close()

@@ -171,13 +171,18 @@ def fit(steps: Sequence[Step], budget_s: float) -> Tuple[List[Step], List[Dict]]
   return kept, dropped
 
 
+def steps_of(name: str) -> List[Step]:
+  """Every step of the named plan, in priority order."""
+  if name not in PLANS:
+    raise ValueError(f'plan must be one of {PLANS}, got {name!r}')
+  return quick_plan() if name == 'quick' else full_plan()
+
+
 def build(name: str, budget_min: Optional[float] = None) -> Tuple[List[Step], List[Dict], float]:
   """(steps, dropped, budget in minutes) of the named plan under the budget (default: the
   plan's own, DEFAULT_BUDGET_MIN)."""
-  if name not in PLANS:
-    raise ValueError(f'plan must be one of {PLANS}, got {name!r}')
+  steps = steps_of(name)
   budget = DEFAULT_BUDGET_MIN[name] if budget_min is None else budget_min
-  steps = quick_plan() if name == 'quick' else full_plan()
   kept, dropped = fit(steps, budget * 60)
   return kept, dropped, budget
 

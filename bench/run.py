@@ -199,7 +199,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help='the results file --redo completes (default .local/bench/latest.json)')
   args = parser.parse_args(argv)
   if args.redo:
-    keys = {s.key for s in (plan.quick_plan() if args.plan == 'quick' else plan.full_plan())}
+    keys = {s.key for s in plan.steps_of(args.plan)}
     unknown = sorted(set(args.redo) - keys)
     if unknown:
       parser.error(f'--redo: no such step in the {args.plan} plan: {", ".join(unknown)}')
@@ -214,11 +214,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def redo_plan(plan_name: str, redo: Sequence[str], previous: Dict) -> Tuple[List[plan.Step],
                                                                             List[Dict]]:
   """(the plan's steps named in redo, every other step's result from the previous run in
-  the plan's order, each marked with that run's start)."""
-  steps = plan.quick_plan() if plan_name == 'quick' else plan.full_plan()
+  the plan's order)."""
+  steps = plan.steps_of(plan_name)
   earlier = {s['key']: s for s in previous.get('steps', [])}
-  kept = [dict(earlier[s.key], measured_at=previous.get('started_at'))
-          for s in steps if s.key not in redo and s.key in earlier]
+  kept = [earlier[s.key] for s in steps if s.key not in redo and s.key in earlier]
   return [s for s in steps if s.key in redo], kept
 
 
@@ -275,7 +274,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                'machine': machine.details()}
   if args.redo:
     doc['redo'] = {'steps': list(args.redo), 'others_from': args.previous_doc.get('started_at')}
-  if args.redo:
     log(f"bench: measuring again {[s.key for s in steps]}, ~{doc['estimated_min']:.0f} min; "
         f"the other {len(dropped)} steps as measured in the run of {doc['redo']['others_from']}")
   else:
@@ -290,8 +288,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    reason=reason, max_rps=None, trials=[])
               for s in steps if s.key not in done]
   if args.redo:  # back in the plan's order
-    order = {s.key: i for i, s in enumerate(plan.quick_plan() if args.plan == 'quick'
-                                            else plan.full_plan())}
+    order = {s.key: i for i, s in enumerate(plan.steps_of(args.plan))}
     results = sorted(results + dropped, key=lambda s: order[s['key']])
   else:
     results += dropped

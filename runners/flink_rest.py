@@ -75,6 +75,20 @@ def cancel(jid: str, rest: str = DEFAULT_REST) -> None:
   call(f'/jobs/{jid}?mode=cancel', method='PATCH', rest=rest)
 
 
+def wait_ended(jid: str, rest: str = DEFAULT_REST, timeout_s: float = 120.0) -> str:
+  """Waits until the job has ended and returns its final state. A cancelled Beam job stays
+  CANCELLING for up to ~30 s here (its Kafka source closes slowly), its tasks still on the
+  TaskManager's cores."""
+  deadline = time.monotonic() + timeout_s
+  while True:
+    state = call(f'/jobs/{jid}', rest=rest)['state']
+    if state in ENDED:
+      return state
+    if time.monotonic() > deadline:
+      raise FlinkRestError(f'job {jid} still {state} {timeout_s:.0f} s after its cancel')
+    time.sleep(1.0)
+
+
 def stop_with_savepoint(jid: str, target_dir: Optional[str] = None, drain: bool = False,
                         rest: str = DEFAULT_REST, timeout_s: float = 300.0) -> str:
   """Stops the job with a savepoint and returns the savepoint's location.

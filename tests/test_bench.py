@@ -10,6 +10,7 @@ from bench import analysis, flink_rest, job, load, rss, trial
 from bench.analysis import Sample
 from bench.flink_rest import counter_name
 from bench.trial import alert_latencies, cpu_report, spike_every
+from runners import flink_rest as runners_flink_rest
 from transforms.parse import RecordParser
 from transforms.records import RawRecord, Reading
 
@@ -360,16 +361,16 @@ def test_job_id_is_the_named_job_never_the_only_other_one(monkeypatch):
 
 def test_wait_ended_polls_until_the_job_has_ended(monkeypatch):
   states = iter(['RUNNING', 'CANCELLING', 'CANCELED'])
-  monkeypatch.setattr(flink_rest, 'get', lambda base, path: {'state': next(states)})
-  monkeypatch.setattr(flink_rest.time, 'sleep', lambda s: None)
-  assert flink_rest.wait_ended('rest', 'j1') == 'CANCELED'
+  monkeypatch.setattr(runners_flink_rest, 'call', lambda path, rest: {'state': next(states)})
+  monkeypatch.setattr(runners_flink_rest.time, 'sleep', lambda s: None)
+  assert runners_flink_rest.wait_ended('j1', rest='rest') == 'CANCELED'
 
 
 def test_wait_ended_gives_up_naming_the_state(monkeypatch):
-  monkeypatch.setattr(flink_rest, 'get', lambda base, path: {'state': 'CANCELLING'})
-  monkeypatch.setattr(flink_rest.time, 'sleep', lambda s: None)
+  monkeypatch.setattr(runners_flink_rest, 'call', lambda path, rest: {'state': 'CANCELLING'})
+  monkeypatch.setattr(runners_flink_rest.time, 'sleep', lambda s: None)
   with pytest.raises(RuntimeError, match='j1 still CANCELLING'):
-    flink_rest.wait_ended('rest', 'j1', timeout_s=0.0)
+    runners_flink_rest.wait_ended('j1', rest='rest', timeout_s=0.0)
 
 
 class _Offsets:
@@ -412,7 +413,8 @@ def test_sampler_refuses_counters_above_what_was_produced(monkeypatch):
 
 def test_a_trial_on_the_cluster_waits_for_its_job_to_end(monkeypatch):
   calls = []
-  monkeypatch.setattr(flink_rest, 'wait_ended', lambda base, jid: calls.append((base, jid)))
+  monkeypatch.setattr(runners_flink_rest, 'wait_ended',
+                      lambda jid, rest: calls.append((rest, jid)))
   monkeypatch.setattr(job.kafka_topics, 'delete', lambda admin, names: calls.append('deleted'))
   fresh = job.OriginalBenchJob('127.0.0.1:1')
   fresh._admin = SimpleNamespace(close=lambda: None)
