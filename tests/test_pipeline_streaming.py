@@ -10,6 +10,7 @@ import pytest
 
 from transforms.records import RawRecord
 from tests import streaming
+from tests.fakes import Counter, State, Timer
 from tests.streaming import T0, csv_record, json_record, project
 from transforms.records import iso_ms
 
@@ -207,47 +208,26 @@ def test_many_sensors_interleaved():
   assert counters['no_baseline'] == 1000
 
 
-class _State:
-  """A Beam state cell, for calling a stateful DoFn directly."""
-
-  def __init__(self, value=None):
-    self.value = value
-
-  def read(self):
-    return self.value
-
-  def write(self, value):
-    self.value = value
-
-
-class _Timer:
-  at = None
-
-  def set(self, ts):
-    self.at = ts
-
-
-class _Counter:
-  count = 0
-
-  def inc(self):
-    self.count += 1
-
-
 def test_late_gate_counts_what_it_routes():
   # The gate DoFn directly: a clock at 40 s, allowed lateness 5 s.
   from apache_beam.utils.timestamp import Timestamp
+  from transforms.batch import ReadingBatch
   from transforms.late_gate import _LateGateFn
   from transforms.records import Reading
-  State, Timer, Counter = _State, _Timer, _Counter
 
   fn = _LateGateFn(allowed_lateness_ms=5000, period_ms=5000, horizon_ms=20000)
   fn._late = Counter()  # the streaming DirectRunner drops this DoFn's counters
   clock, newest, armed, timer = State(T0 + 40000), State(T0), State(False), Timer()
-  late = list(fn.process((0, Reading('s', 1.0, T0 + 34000)), clock, newest, armed, timer))
-  kept = list(fn.process((0, Reading('s', 1.0, T0 + 35000)), clock, newest, armed, timer))
+  batch = ReadingBatch((Reading('s', 1.0, T0 + 34000), Reading('s', 2.0, T0 + 35000),
+                        Reading('t', 3.0, T0 + 41000), Reading('s', 4.0, T0 + 36000)))
+  late, *kept = fn.process((0, batch), clock, newest, armed, timer)
   # 34 s + 5 s < 40 s: late; 35 s + 5 s = 40 s: not later than allowed
-  assert late[0].tag == 'late' and kept[0].value.ts_ms == T0 + 35000
+  assert late.tag == 'late' and late.value.value.value == 1.0
+  # on time: one batch per slot [35, 40) and [40, 45), stamped with the slot's start
+  assert [(tv.timestamp.micros // 1000, tv.value) for tv in kept] == [
+      (T0 + 35000, (0, ReadingBatch((batch.readings[1], batch.readings[3])))),
+      (T0 + 40000, (0, ReadingBatch((batch.readings[2],))))]
+  assert newest.read() == T0 + 41000
   assert timer.at == (T0 + 45000) / 1000  # next boundary after the clock
   assert fn._late.count == 1
   # a tick more than the horizon past the newest reading stops the clock
@@ -261,7 +241,6 @@ def test_late_gate_clock_jumps_to_the_newest_reading():
   # reading: newest T0 + 1000 s, lateness 5 s -> next boundary after T0 + 995 s = 1000 s.
   from apache_beam.utils.timestamp import Timestamp
   from transforms.late_gate import _LateGateFn
-  State, Timer = _State, _Timer
 
   fn = _LateGateFn(allowed_lateness_ms=5000, period_ms=5000, horizon_ms=20000)
   year_ago = T0 - 365 * 86_400_000

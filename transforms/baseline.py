@@ -42,10 +42,11 @@ from apache_beam.transforms.userstate import (ReadModifyWriteStateSpec, TimerSpe
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
+from transforms.batch import ReadingBatch
 from transforms.parse import METRICS_NAMESPACE
 from transforms.records import iso_ms
-from transforms.stats import (MergedStatsFn, PartialStatsFn, WindowStats,
-                             merge_window_stats)
+from transforms.stats import (MergedPartsFn, MergedStatsFn, StatsAccumulator, WindowStats,
+                             accumulate, merge_window_stats)
 
 TRAILING = 'trailing'
 CONTAINING = 'containing'
@@ -100,21 +101,32 @@ class _AttachWindowFn(beam.DoFn):
     yield SensorWindowStats(sensor_id, start_ms, end_ms, stats, timing)
 
 
+def _sensor_parts(element: Tuple[int, ReadingBatch]):
+  """(shard, ReadingBatch) -> (sensor_id, StatsAccumulator of its values in the batch)."""
+  values: Dict[str, list] = {}
+  for reading in element[1].readings:
+    values.setdefault(reading.sensor_id, []).append(reading.value)
+  for sensor_id, sensor_values in values.items():
+    yield sensor_id, accumulate(sensor_values)
+
+
 class SlidingWindowStats(beam.PTransform):
-  """Readings -> SensorWindowStats per sensor per sliding window (with late updates).
+  """(shard, ReadingBatch) of one slot each -> SensorWindowStats per sensor per sliding
+  window (with late updates).
 
   In two steps, so that a reading is grouped once, not once per sliding window it is in
   (size / period times: 6 with 60 s windows every 10 s). The runner's grouping with
   triggers costs per element and window (state, timers and a watermark hold each);
   measured on Flink, the sliding-window GroupByKey was more than half of the job server's
   CPU. First each sensor's readings are combined per period ('PeriodParts', fixed
-  windows), then those partial statistics are merged per sliding window, each part being
-  in size / period windows but there being one part per sensor and period, not one per
-  reading. Counts, minimum and maximum are exact; mean and variance are merged with Chan's
+  windows; a batch's readings of one sensor are combined before they leave the batch),
+  then those partial statistics are merged per sliding window, each part being in size /
+  period windows but there being one part per sensor and period, not one per reading.
+  Counts, minimum and maximum are exact; mean and variance are merged with Chan's
   formula, as when a runner lifts the combine, so they can differ from a one-pass
   computation in the last bits.
 
-  Late readings: the parts fire once more per late reading (AfterCount(1)) with only what
+  Late readings: the parts fire once more per late batch (AfterCount(1)) with only what
   is new since their last firing (DISCARDING), and the sliding windows accumulate those
   like the readings themselves, so a late reading updates every sliding window it is in
   that is still within the allowed lateness (a LATE pane each). A part accepts a reading
@@ -127,16 +139,17 @@ class SlidingWindowStats(beam.PTransform):
     self._period_s = period_s
     self._lateness_s = allowed_lateness_s
 
-  def expand(self, readings):
+  def expand(self, batches):
     return (
-        readings
+        batches
         | 'PeriodParts' >> beam.WindowInto(
             window.FixedWindows(self._period_s),
             trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
             accumulation_mode=trigger.AccumulationMode.DISCARDING,
             allowed_lateness=self._lateness_s + self._size_s - self._period_s)
-        | 'KeyBySensor' >> beam.Map(lambda r: (r.sensor_id, r.value))
-        | 'CombinePerPeriod' >> beam.CombinePerKey(PartialStatsFn())
+        | 'PartPerSensor' >> beam.FlatMap(_sensor_parts).with_output_types(
+            Tuple[str, StatsAccumulator])
+        | 'CombinePerPeriod' >> beam.CombinePerKey(MergedPartsFn())
         | 'SlidingWindows' >> beam.WindowInto(
             window.SlidingWindows(self._size_s, self._period_s),
             trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
@@ -261,7 +274,8 @@ _ONE_KEY = ''  # the release tracker sees every slot, under one key
 
 
 class _SlotMarkerFn(beam.DoFn):
-  """Readings -> one marker (release time of the reading's slot) per slot and bundle."""
+  """Elements to be judged -> one marker (release time of the element's slot, from its
+  timestamp) per slot and bundle."""
 
   def __init__(self, shape: BaselineShape):
     self._shape = shape
@@ -269,9 +283,9 @@ class _SlotMarkerFn(beam.DoFn):
   def start_bundle(self):
     self._seen = set()
 
-  def process(self, reading):
-    slot_start = reading.ts_ms - reading.ts_ms % self._shape.period_ms
-    release_ms = self._shape.release_ms(slot_start)
+  def process(self, unused_element, timestamp=beam.DoFn.TimestampParam):
+    ts_ms = timestamp.micros // 1000
+    release_ms = self._shape.release_ms(ts_ms - ts_ms % self._shape.period_ms)
     if release_ms not in self._seen:
       self._seen.add(release_ms)
       yield _ONE_KEY, (release_ms, None)
@@ -342,8 +356,9 @@ class ReleaseBaselinesFn(beam.DoFn):
 
 
 class BaselinesPerSlot(beam.PTransform):
-  """(SensorWindowStats, on-time readings) -> one {sensor_id: SensorBaseline} dict per
-  slot that has readings, windowed FixedWindows(period); see the module docstring."""
+  """(SensorWindowStats, what is to be judged: readings or batches, timestamped in their
+  slot) -> one {sensor_id: SensorBaseline} dict per slot that has any, windowed
+  FixedWindows(period); see the module docstring."""
 
   def __init__(self, shape: BaselineShape, allowed_lateness_s: float):
     super().__init__()
@@ -352,8 +367,8 @@ class BaselinesPerSlot(beam.PTransform):
     self._shape = shape
     self._lateness_s = allowed_lateness_s
 
-  def expand(self, stats_and_readings):
-    window_stats, readings = stats_and_readings
+  def expand(self, stats_and_to_judge):
+    window_stats, to_judge = stats_and_to_judge
     shape = self._shape
     period_s = shape.period_ms / 1000.0
     per_slot = (
@@ -364,7 +379,7 @@ class BaselinesPerSlot(beam.PTransform):
         | 'AllSensorsOfSlot' >> beam.CombineGlobally(_ToBaselinesFn()).without_defaults()
         | 'KeyByRelease' >> beam.ParDo(_keyed_by_release)
         | 'InGlobalWindow' >> beam.WindowInto(window.GlobalWindows()))
-    markers = readings | 'SlotMarkers' >> beam.ParDo(_SlotMarkerFn(shape))
+    markers = to_judge | 'SlotMarkers' >> beam.ParDo(_SlotMarkerFn(shape))
     memory_ms = round(self._lateness_s * 1000) + shape.size_ms + 2 * shape.period_ms
     return (
         (per_slot, markers)

@@ -1,10 +1,13 @@
 """DetectAnomalies: readings in, alerts, window statistics and late readings out.
 
-    readings ─ GateLateReadings ─┬─ late ─────────────────────────────────────> late
-                                 └─ on time ─┬─ SlidingWindowStats ─┬───────────> window_stats
-                                             ├─ (slot markers) ─────┴ BaselinesPerSlot ┐ (side input)
-                                             └─ FixedWindows(period) ─ Judge <─────────┘ ──> alerts
-                                                 (likelihood rule: Judge ─ GlobalWindows ─ ScorePerSensor ──> alerts)
+    readings ─ BatchPerShard ─ GateLateReadings ─┬─ late ─────────────────────────────────> late
+                                                 └─ on time ─┬─ SlidingWindowStats ─┬───────> window_stats
+                                                             ├─ (slot markers) ─────┴ BaselinesPerSlot ┐
+                                                             └─ FixedWindows(period) ─ Judge <─────────┘ ─> alerts
+                                  (likelihood rule: Judge ─ GlobalWindows ─ ScorePerSensor ─> alerts)
+
+From BatchPerShard to the alerts, an element is a batch: the readings of one shard of
+sensors (and, after the gate, of one slot) from one bundle (transforms/batch.py).
 """
 
 from typing import Any, Dict, Tuple
@@ -13,7 +16,8 @@ import apache_beam as beam
 from apache_beam.transforms import window
 
 from transforms.baseline import BaselineShape, BaselinesPerSlot, SlidingWindowStats
-from transforms.judge import Judged, JudgeReadingsFn, ScoreReadingsFn
+from transforms.batch import BatchPerShard
+from transforms.judge import JudgedBatch, JudgeReadingsFn, ScoreReadingsFn
 from transforms.late_gate import GateLateReadings
 from transforms.rules import Rule
 
@@ -32,7 +36,8 @@ class DetectAnomalies(beam.PTransform):
     self._window_lateness_s = allowed_lateness_s + self._period_s
 
   def expand(self, readings):
-    gated = readings | 'GateLateReadings' >> GateLateReadings(
+    batches = readings | 'BatchPerShard' >> BatchPerShard()
+    gated = batches | 'GateLateReadings' >> GateLateReadings(
         self._lateness_s, self._period_s,
         horizon_s=self._lateness_s + self._size_s + self._period_s)
     on_time = gated['on_time']
@@ -50,12 +55,12 @@ class DetectAnomalies(beam.PTransform):
             # One dict per slot by construction (BaselinesPerSlot); a list only because
             # the batch FnApiRunner repeats the outputs of a stage with timers.
             slot_baselines=beam.pvalue.AsList(baselines)).with_output_types(
-                Tuple[int, Judged] if self._rule.is_stateful else Dict[str, Any]))
+                Tuple[int, JudgedBatch] if self._rule.is_stateful else Dict[str, Any]))
     alerts = judged
     if self._rule.is_stateful:
       alerts = (
           judged
           | 'SensorHistory' >> beam.WindowInto(window.GlobalWindows())
           | 'ScorePerSensor' >> beam.ParDo(ScoreReadingsFn(self._rule))
-          .with_input_types(Tuple[int, Judged]))
+          .with_input_types(Tuple[int, JudgedBatch]))
     return {'alerts': alerts, 'window_stats': window_stats, 'late': gated['late']}

@@ -4,8 +4,7 @@ import hashlib
 import math
 import pickle
 import time
-import zlib
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam import coders
@@ -29,14 +28,6 @@ def alert_id(reading: Reading) -> str:
   return hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]
 
 
-SCORE_SHARDS = 16
-
-
-def score_shard(sensor_id: str) -> int:
-  """The ScoreReadingsFn key of a sensor; stable across processes (unlike hash())."""
-  return zlib.crc32(sensor_id.encode('utf-8')) % SCORE_SHARDS
-
-
 def _finite_or_none(x: float) -> Optional[float]:
   return x if math.isfinite(x) else None
 
@@ -51,35 +42,46 @@ class Judged(NamedTuple):
   seasonal: Optional[WindowStats] = None  # the seasonal baseline's statistics, if any
 
 
-class JudgedCoder(coders.Coder):
-  """Judged <-> plain tuples pickled (several times cheaper than pickling nested
-  NamedTuples, see transforms/records.py)."""
+class JudgedBatch(NamedTuple):
+  """The Judged readings of one shard and slot, as one element (transforms/batch.py)."""
+  judged: Tuple[Judged, ...]
 
-  def encode(self, judged: Judged) -> bytes:
-    reading, deviation, window, seasonal = judged
-    if window is not None:
-      window = (window.sensor_id, window.start_ms, window.end_ms, tuple(window.stats),
-                window.pane)
-    return pickle.dumps(
-        (tuple(reading), deviation, window, None if seasonal is None else tuple(seasonal)),
-        pickle.HIGHEST_PROTOCOL)
 
-  def decode(self, encoded: bytes) -> Judged:
-    reading, deviation, window, seasonal = pickle.loads(encoded)
-    if window is not None:
-      sensor_id, start_ms, end_ms, stats, pane = window
-      window = SensorWindowStats(sensor_id, start_ms, end_ms, WindowStats._make(stats), pane)
-    return Judged(Reading._make(reading), deviation, window,
-                  None if seasonal is None else WindowStats._make(seasonal))
+def _judged_to_tuple(judged: Judged) -> tuple:
+  reading, deviation, window, seasonal = judged
+  if window is not None:
+    window = (window.sensor_id, window.start_ms, window.end_ms, tuple(window.stats),
+              window.pane)
+  return tuple(reading), deviation, window, None if seasonal is None else tuple(seasonal)
+
+
+def _judged_from_tuple(fields: tuple) -> Judged:
+  reading, deviation, window, seasonal = fields
+  if window is not None:
+    sensor_id, start_ms, end_ms, stats, pane = window
+    window = SensorWindowStats(sensor_id, start_ms, end_ms, WindowStats._make(stats), pane)
+  return Judged(Reading._make(reading), deviation, window,
+                None if seasonal is None else WindowStats._make(seasonal))
+
+
+class JudgedBatchCoder(coders.Coder):
+  """JudgedBatch <-> plain tuples pickled in one call (several times cheaper than pickling
+  nested NamedTuples, see transforms/records.py)."""
+
+  def encode(self, batch: JudgedBatch) -> bytes:
+    return pickle.dumps(tuple(map(_judged_to_tuple, batch.judged)), pickle.HIGHEST_PROTOCOL)
+
+  def decode(self, encoded: bytes) -> JudgedBatch:
+    return JudgedBatch(tuple(map(_judged_from_tuple, pickle.loads(encoded))))
 
   def is_deterministic(self) -> bool:
     return False
 
   def to_type_hint(self):
-    return Judged
+    return JudgedBatch
 
 
-coders.registry.register_coder(Judged, JudgedCoder)
+coders.registry.register_coder(JudgedBatch, JudgedBatchCoder)
 
 
 def _window_of(baseline: SensorBaseline) -> SensorWindowStats:
@@ -126,10 +128,11 @@ def merge_dicts(dicts) -> dict:
 
 
 class JudgeReadingsFn(beam.DoFn):
-  """Main input: readings in FixedWindows(period); side input: that slot's baselines.
+  """Main input: (shard, ReadingBatch) of one slot in FixedWindows(period); side input:
+  that slot's baselines.
 
-  Stateless rules alert here. For the likelihood rule every reading leaves as
-  (score_shard(sensor_id), Judged) for ScoreReadingsFn, which needs the sensor's history.
+  Stateless rules alert here. For the likelihood rule the batch leaves as
+  (shard, JudgedBatch) for ScoreReadingsFn, which needs each sensor's history.
   """
 
   def __init__(self, rule: Rule):
@@ -139,24 +142,27 @@ class JudgeReadingsFn(beam.DoFn):
     self._no_baseline = Metrics.counter(METRICS_NAMESPACE, 'no_baseline')
     self._small_baseline = Metrics.counter(METRICS_NAMESPACE, 'baseline_below_min_count')
 
-  def process(self, reading, slot_baselines):
-    """reading: a Reading; slot_baselines: [{sensor_id: SensorBaseline}] of its slot (one
-    dict, or copies of it; none where no baseline exists)."""
+  def process(self, element, slot_baselines):
+    """element: (shard, ReadingBatch); slot_baselines: [{sensor_id: SensorBaseline}] of its
+    slot (one dict, or copies of it; none where no baseline exists)."""
+    shard, batch = element
     baselines = slot_baselines[0] if len(slot_baselines) == 1 else merge_dicts(slot_baselines)
-    self._judged.inc()
-    baseline = baselines.get(reading.sensor_id) if baselines else None
+    baselines = baselines or {}
+    self._judged.inc(len(batch.readings))
     if self._rule.is_stateful:
-      if baseline is None:
-        self._no_baseline.inc()
-        yield score_shard(reading.sensor_id), Judged(
-            reading, self._rule.deviation(reading.value, None, None), None)
-      else:
-        seasonal = baseline.seasonal_stats
-        yield score_shard(reading.sensor_id), Judged(
-            reading, self._rule.deviation(reading.value, baseline.stats, seasonal),
-            _window_of(baseline), seasonal)
+      yield shard, JudgedBatch(tuple(
+          self._judge(reading, baselines.get(reading.sensor_id)) for reading in batch.readings))
     else:
-      yield from self._judge_stateless(reading, baseline)
+      for reading in batch.readings:
+        yield from self._judge_stateless(reading, baselines.get(reading.sensor_id))
+
+  def _judge(self, reading: Reading, baseline: Optional[SensorBaseline]) -> Judged:
+    if baseline is None:
+      self._no_baseline.inc()
+      return Judged(reading, self._rule.deviation(reading.value, None, None), None)
+    seasonal = baseline.seasonal_stats
+    return Judged(reading, self._rule.deviation(reading.value, baseline.stats, seasonal),
+                  _window_of(baseline), seasonal)
 
   def _judge_stateless(self, reading, baseline):
     stats = baseline.stats if baseline else None
@@ -174,8 +180,9 @@ class JudgeReadingsFn(beam.DoFn):
 class ScoreReadingsFn(beam.DoFn):
   """Per sensor, in event-time order: deviation -> likelihood score -> alert above the threshold.
 
-  Input: (shard, Judged) in the global window, the shard being score_shard(sensor_id).
-  Readings wait in a bag until the watermark passes them (an event-time timer), then are
+  Input: (shard, JudgedBatch) in the global window, the shard being
+  transforms.batch.shard_of(sensor_id). Batches wait in a bag until the watermark passes
+  their readings (an event-time timer), then the readings are
   scored sorted by event time, so the score does not depend on the order the runner
   delivers them in. A reading that arrives after later ones were scored (late data
   within the allowed lateness) is scored when it arrives.
@@ -190,7 +197,7 @@ class ScoreReadingsFn(beam.DoFn):
   the runner); a later timer only delays a flush, and every flush scores all readings
   the watermark has passed, each sensor's in event-time order.
   """
-  PENDING = BagStateSpec('pending', JudgedCoder())
+  PENDING = BagStateSpec('pending', JudgedBatchCoder())
   STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: ScoreState}
   FLUSH = TimerSpec('flush', TimeDomain.WATERMARK)
 
@@ -205,9 +212,9 @@ class ScoreReadingsFn(beam.DoFn):
 
   def process(self, element, pending=beam.DoFn.StateParam(PENDING),
               flush=beam.DoFn.TimerParam(FLUSH)):
-    shard, judged = element
-    pending.add(judged)
-    ts_ms = judged.reading.ts_ms
+    shard, batch = element
+    pending.add(batch)
+    ts_ms = max(judged.reading.ts_ms for judged in batch.judged)
     if ts_ms > self._timer_at.get(shard, -2**63):
       self._timer_at[shard] = ts_ms
       flush.set(ts_ms / 1000.0)
@@ -217,15 +224,15 @@ class ScoreReadingsFn(beam.DoFn):
                pending=beam.DoFn.StateParam(PENDING),
                states=beam.DoFn.StateParam(STATES),
                flush=beam.DoFn.TimerParam(FLUSH)):
-    self._timer_at = {}  # the next reading of any shard sets its timer again
+    self._timer_at = {}  # the next batch of any shard sets its timer again
     now_ms = fired_at.micros // 1000
-    waiting = sorted(pending.read(), key=lambda j: j.reading.ts_ms)
+    waiting = sorted((judged for batch in pending.read() for judged in batch.judged),
+                     key=lambda j: j.reading.ts_ms)
     due = [j for j in waiting if j.reading.ts_ms <= now_ms]
     rest = waiting[len(due):]
     pending.clear()
-    for judged in rest:
-      pending.add(judged)
     if rest:
+      pending.add(JudgedBatch(tuple(rest)))
       flush.set(rest[0].reading.ts_ms / 1000.0)
     if not due:
       return

@@ -18,11 +18,12 @@ pass the gate with a stale clock; the statistics windows then drop it if it is
 beyond their lateness (the runner counts such drops). With many sensors per
 shard this needs a whole shard to fall silent.
 
-Keyed by a stable hash of the sensor into a few shards (not by sensor): few
-timers, and each shard's clock stays fresh because some sensor of it is active.
+Keyed by the shard of the sensor (transforms/batch.py), not by sensor: few timers, each
+shard's clock stays fresh because some sensor of it is active, and readings come in batches
+per shard. On-time readings leave as one batch per slot (window_period), stamped with the
+slot's start, so every step downstream windows a batch as it would each of its readings.
 """
 
-import zlib
 from typing import Tuple
 
 import apache_beam as beam
@@ -33,16 +34,10 @@ from apache_beam.transforms.userstate import (
     ReadModifyWriteStateSpec, TimerSpec, on_timer)
 from apache_beam.transforms.window import TimestampedValue
 
+from transforms.batch import ReadingBatch, batches_by_slot
 from transforms.parse import METRICS_NAMESPACE
-from transforms.records import Reading
 
-GATE_SHARDS = 16
 _NO_CLOCK = -(2**62)
-
-
-def gate_shard(sensor_id: str) -> int:
-  """Stable across processes (unlike hash()), so every worker agrees."""
-  return zlib.crc32(sensor_id.encode('utf-8')) % GATE_SHARDS
 
 
 class _LateGateFn(beam.DoFn):
@@ -73,25 +68,34 @@ class _LateGateFn(beam.DoFn):
       newest=beam.DoFn.StateParam(NEWEST),
       armed=beam.DoFn.StateParam(ARMED),
       tick=beam.DoFn.TimerParam(TICK)):
-    shard, reading = element
+    shard, batch = element
     known = self._known.get(shard)
     if known is None:
       now_ms = clock.read()
       known = self._known[shard] = [
           _NO_CLOCK if now_ms is None else now_ms, armed.read(), newest.read() or _NO_CLOCK]
     now_ms = known[0]
-    if reading.ts_ms + self._lateness_ms < now_ms:
-      self._late.inc()
-      yield beam.pvalue.TaggedOutput(self.LATE, reading)
-    else:
-      yield TimestampedValue(reading, reading.ts_ms / 1000.0)
-      if reading.ts_ms > known[2]:
-        known[2] = reading.ts_ms
-        newest.write(reading.ts_ms)
-      if not known[1]:
-        tick.set(self._next_boundary_ms(max(now_ms, reading.ts_ms)) / 1000.0)
-        armed.write(True)
-        known[1] = True
+    on_time = []
+    for reading in batch.readings:
+      if reading.ts_ms + self._lateness_ms < now_ms:
+        self._late.inc()
+        yield beam.pvalue.TaggedOutput(
+            self.LATE, TimestampedValue(reading, reading.ts_ms / 1000.0))
+      else:
+        on_time.append(reading)
+    if not on_time:
+      return
+    for slot_ms, readings in batches_by_slot(on_time, self._period_ms).items():
+      yield TimestampedValue((shard, ReadingBatch(tuple(readings))), slot_ms / 1000.0)
+    newest_ms = max(r.ts_ms for r in on_time)
+    if newest_ms > known[2]:
+      known[2] = newest_ms
+      newest.write(newest_ms)
+    if not known[1]:
+      earliest_ms = min(r.ts_ms for r in on_time)
+      tick.set(self._next_boundary_ms(max(now_ms, earliest_ms)) / 1000.0)
+      armed.write(True)
+      known[1] = True
 
   @on_timer(TICK)
   def on_tick(
@@ -123,7 +127,8 @@ class _LateGateFn(beam.DoFn):
 
 
 class GateLateReadings(beam.PTransform):
-  """Readings -> {'on_time': readings, 'late': readings later than allowed_lateness}."""
+  """(shard, ReadingBatch) -> {'on_time': (shard, ReadingBatch) of one slot each, stamped
+  with the slot's start; 'late': Readings later than allowed_lateness}."""
 
   def __init__(self, allowed_lateness_s: float, period_s: float, horizon_s: float):
     super().__init__()
@@ -131,11 +136,11 @@ class GateLateReadings(beam.PTransform):
     self._period_ms = round(period_s * 1000)
     self._horizon_ms = round(horizon_s * 1000)
 
-  def expand(self, readings):
+  def expand(self, batches):
     results = (
-        readings
-        | 'KeyByShard' >> beam.Map(lambda r: (gate_shard(r.sensor_id), r))
-        .with_output_types(Tuple[int, Reading])
+        batches
         | 'Gate' >> beam.ParDo(_LateGateFn(self._lateness_ms, self._period_ms, self._horizon_ms))
-        .with_output_types(Reading).with_outputs(_LateGateFn.LATE, main='on_time'))
+        .with_input_types(Tuple[int, ReadingBatch])
+        .with_output_types(Tuple[int, ReadingBatch])
+        .with_outputs(_LateGateFn.LATE, main='on_time'))
     return {'on_time': results.on_time, 'late': results[_LateGateFn.LATE]}

@@ -74,20 +74,32 @@ class WindowStatsFn(beam.CombineFn):
     return WindowStats(acc.count, acc.mean, max(variance, 0.0), acc.min, acc.max)
 
 
-class PartialStatsFn(WindowStatsFn):
-  """float values -> their StatsAccumulator, not yet extracted: the statistics of one part
-  (one period of a sliding window) for MergedStatsFn to merge with the other parts."""
+def accumulate(values: Iterable[float]) -> StatsAccumulator:
+  """The StatsAccumulator of some values (Welford), e.g. one sensor's in one batch."""
+  fn = WindowStatsFn()
+  acc = EMPTY
+  for value in values:
+    acc = fn.add_input(acc, value)
+  return acc
+
+
+class MergedPartsFn(WindowStatsFn):
+  """StatsAccumulators of disjoint parts -> the StatsAccumulator of their union (Chan's
+  merge), not yet extracted: e.g. a sensor's batches of one period, for MergedStatsFn to
+  merge with the other periods of a window."""
+
+  def add_input(self, acc: StatsAccumulator, part: StatsAccumulator) -> StatsAccumulator:
+    return merge_two(acc, part)
 
   def extract_output(self, acc: StatsAccumulator) -> StatsAccumulator:
     return acc
 
 
-class MergedStatsFn(WindowStatsFn):
-  """StatsAccumulators of disjoint parts -> WindowStats of their union (Chan's merge): a
-  WindowStatsFn whose inputs are parts instead of values."""
+class MergedStatsFn(MergedPartsFn):
+  """StatsAccumulators of disjoint parts -> WindowStats of their union: a WindowStatsFn
+  whose inputs are parts instead of values."""
 
-  def add_input(self, acc: StatsAccumulator, part: StatsAccumulator) -> StatsAccumulator:
-    return merge_two(acc, part)
+  extract_output = WindowStatsFn.extract_output
 
 
 def to_accumulator(stats: WindowStats) -> StatsAccumulator:

@@ -1,0 +1,125 @@
+"""Readings in batches per shard (transforms/batch.py) and the steps that take batches."""
+
+import os
+import subprocess
+import sys
+
+from apache_beam.transforms.window import GlobalWindow, IntervalWindow
+
+from tests.fakes import Bag, State, Timer
+from tests.streaming import T0
+from transforms.baseline import SensorWindowStats, _sensor_parts
+from transforms.batch import (SHARDS, ReadingBatch, ReadingBatchCoder, _BatchPerShardFn,
+                              batches_by_slot, shard_of)
+from transforms.judge import Judged, JudgedBatch, JudgedBatchCoder, ScoreReadingsFn
+from transforms.records import Reading
+from transforms.rules import Rule
+from transforms.stats import EMPTY, MergedPartsFn, WindowStatsFn, accumulate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_shard_is_the_same_in_every_process_and_in_range():
+  # Workers must agree on a sensor's shard: a process with another hash seed computes the same.
+  sensors = [f'sensor-{k}' for k in range(1000)]
+  code = ('import sys; from transforms.batch import shard_of; '
+          'print(",".join(str(shard_of(s)) for s in sys.argv[1:]))')
+  other = subprocess.run([sys.executable, '-c', code, *sensors[:50]], check=True, text=True,
+                         capture_output=True, cwd=ROOT, env={**os.environ, 'PYTHONHASHSEED': '7'})
+  assert other.stdout.strip() == ','.join(str(shard_of(s)) for s in sensors[:50])
+  assert {shard_of(s) for s in sensors} == set(range(SHARDS))
+
+
+def test_a_bundle_becomes_one_batch_per_shard_and_window_at_its_earliest_reading():
+  a, b = 'sensor-a', next(f'sensor-{k}' for k in range(100)
+                          if shard_of(f'sensor-{k}') != shard_of('sensor-a'))
+  glob, other = GlobalWindow(), IntervalWindow(0, 10)
+  fn = _BatchPerShardFn()
+  fn.start_bundle()
+  readings = [Reading(a, 1.0, T0 + 5000), Reading(b, 2.0, T0 + 1000),
+              Reading(a, 3.0, T0 + 2000), Reading(a, 4.0, T0 + 9000)]
+  for reading in readings:
+    assert list(fn.process(reading, glob) or ()) == []  # nothing before the bundle ends
+  fn.process(Reading(a, 5.0, T0), other)
+  out = sorted(fn.finish_bundle(), key=lambda wv: (wv.value[0], wv.timestamp))
+  got = {(wv.value[0], wv.windows[0]): (wv.timestamp.micros // 1000, wv.value[1]) for wv in out}
+  assert got == {
+      # a's readings in the global window, in arrival order, stamped with the earliest: 2 s
+      (shard_of(a), glob): (T0 + 2000, ReadingBatch((readings[0], readings[2], readings[3]))),
+      (shard_of(b), glob): (T0 + 1000, ReadingBatch((readings[1],))),
+      (shard_of(a), other): (T0, ReadingBatch((Reading(a, 5.0, T0),))),
+  }
+  fn.start_bundle()
+  assert list(fn.finish_bundle()) == []  # a new bundle starts empty
+
+
+def test_batches_by_slot():
+  readings = [Reading('s', 1.0, T0 + 4999), Reading('s', 2.0, T0 + 5000),
+              Reading('s', 3.0, T0 + 1)]
+  assert batches_by_slot(readings, 5000) == {
+      T0: [readings[0], readings[2]], T0 + 5000: [readings[1]]}
+
+
+def test_batch_coders_round_trip():
+  readings = (Reading('s', 1.5, T0, {'unit': 'C'}), Reading('t', -2.0, T0 + 1))
+  coder = ReadingBatchCoder()
+  assert coder.decode(coder.encode(ReadingBatch(readings))) == ReadingBatch(readings)
+  window = SensorWindowStats('s', T0 - 10, T0, accumulate_stats([1.0, 3.0]), 'ON_TIME')
+  judged = JudgedBatch((Judged(readings[0], 2.5, window, window.stats),
+                        Judged(readings[1], 0.0, None)))
+  decoded = JudgedBatchCoder().decode(JudgedBatchCoder().encode(judged))
+  assert decoded == judged
+  assert type(decoded.judged[0].window.stats).__name__ == 'WindowStats'
+
+
+def accumulate_stats(values):
+  return WindowStatsFn().extract_output(accumulate(values))
+
+
+def test_sensor_parts_of_a_batch_merge_to_the_single_pass_statistics():
+  batch = ReadingBatch((Reading('a', 10.0, T0), Reading('b', 7.0, T0), Reading('a', 20.0, T0),
+                        Reading('a', 30.0, T0)))
+  parts = dict(_sensor_parts((3, batch)))
+  # a: {10, 20, 30}: mean 20, m2 = 100 + 0 + 100 = 200; b: {7}
+  assert parts['a'] == (3, 20.0, 200.0, 10.0, 30.0)
+  assert parts['b'] == (1, 7.0, 0.0, 7.0, 7.0)
+  fn = MergedPartsFn()
+  more = accumulate([40.0])
+  merged = fn.extract_output(fn.add_input(fn.add_input(fn.create_accumulator(), parts['a']), more))
+  # {10, 20, 30, 40}: mean 25, m2 = 225 + 25 + 25 + 225 = 500
+  assert merged == (4, 25.0, 500.0, 10.0, 40.0)
+  assert fn.merge_accumulators([EMPTY, parts['b']]) == parts['b']
+
+
+def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
+  from apache_beam.utils.timestamp import Timestamp
+  rule = Rule('likelihood', 0.99)
+  fn = ScoreReadingsFn(rule)
+  scored = []
+
+  class Recording:
+    """The rule's scorer, recording the order it is called in."""
+
+    def __init__(self, inner):
+      self._inner = inner
+
+    def update(self, state, ts_ms, value, deviation):
+      scored.append(ts_ms - T0)
+      return self._inner.update(state, ts_ms, value, deviation)
+
+  fn._scorer = Recording(fn._scorer)
+  bag, states, timer = Bag(), State(), Timer()
+  fn.start_bundle()
+  late_batch = JudgedBatch((Judged(Reading('s', 1.0, T0 + 3000), 0.1, None),
+                            Judged(Reading('s', 1.0, T0 + 9000), 0.1, None)))
+  early_batch = JudgedBatch((Judged(Reading('s', 1.0, T0 + 1000), 0.1, None),
+                             Judged(Reading('t', 1.0, T0 + 2000), 0.1, None)))
+  list(fn.process((0, late_batch), bag, timer) or ())
+  list(fn.process((0, early_batch), bag, timer) or ())
+  # one timer at the newest reading of the bundle (9 s): early_batch's 2 s is not newer
+  assert timer.history == [(T0 + 9000) / 1000]
+  list(fn.on_flush(Timestamp(micros=(T0 + 5000) * 1000), bag, states, timer) or ())
+  assert scored == [1000, 2000, 3000]  # the readings up to 5 s, sorted across batches
+  assert bag.items == [JudgedBatch((late_batch.judged[1],))]  # 9 s waits, as one batch
+  assert timer.at == (T0 + 9000) / 1000
+  assert sorted(states.read()) == ['s', 't']

@@ -1,0 +1,102 @@
+"""Readings travel through the detector in batches, one element per shard of sensors.
+
+Why: on Flink every element that leaves a Python step crosses the Fn API to the runner and
+back, and a keyed or side-input step keeps it in the runner's state on the way. Per reading
+that cost several times what the detection itself costs (a profile at 1,500 readings/s put
+most of the Python worker's time in Beam's per-element path: decoding, windowing, DoFn
+invocation, encoding). So the readings of one bundle are grouped by shard right after
+parsing and stay grouped: the late gate, the per-period statistics, the judge and the scorer
+each take one element per shard and slot, not one per reading.
+
+A shard is a stable hash of the sensor id (zlib.crc32, the same in every process, unlike
+hash()); the gate and the scorer are keyed by it, so both see every reading of a sensor.
+"""
+
+import pickle
+import zlib
+from typing import Dict, NamedTuple, Tuple
+
+import apache_beam as beam
+from apache_beam import coders
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
+
+from transforms.records import Reading
+
+SHARDS = 16
+
+
+def shard_of(sensor_id: str) -> int:
+  """The shard of a sensor: the key of the late gate and of the scorer."""
+  return zlib.crc32(sensor_id.encode('utf-8')) % SHARDS
+
+
+class ReadingBatch(NamedTuple):
+  """Readings of one shard that travel as one element."""
+  readings: Tuple[Reading, ...]
+
+
+class ReadingBatchCoder(coders.Coder):
+  """ReadingBatch <-> its readings as plain tuples, pickled in one call (a NamedTuple
+  pickles through Python-level __reduce_ex__, several times slower; see records.py)."""
+
+  def encode(self, batch: ReadingBatch) -> bytes:
+    return pickle.dumps(tuple(map(tuple, batch.readings)), pickle.HIGHEST_PROTOCOL)
+
+  def decode(self, encoded: bytes) -> ReadingBatch:
+    return ReadingBatch(tuple(map(Reading._make, pickle.loads(encoded))))
+
+  def is_deterministic(self) -> bool:
+    return False  # readings carry an `extra` dict; batches are never keys
+
+  def to_type_hint(self):
+    return ReadingBatch
+
+
+coders.registry.register_coder(ReadingBatch, ReadingBatchCoder)
+
+
+class _BatchPerShardFn(beam.DoFn):
+  """Readings -> one (shard, ReadingBatch) per shard and window of each bundle.
+
+  A batch is emitted when its bundle finishes, stamped with the event time of its earliest
+  reading: never later than any reading in it, so a batch is late only if one of its
+  readings is, and the runner holds the watermark until the bundle has finished.
+  """
+
+  def start_bundle(self):
+    self._open: Dict[tuple, list] = {}  # (window, shard) -> [earliest ts_ms, readings]
+
+  def process(self, reading, win=beam.DoFn.WindowParam):
+    key = (win, shard_of(reading.sensor_id))
+    batch = self._open.get(key)
+    if batch is None:
+      self._open[key] = [reading.ts_ms, [reading]]
+    else:
+      batch[1].append(reading)
+      if reading.ts_ms < batch[0]:
+        batch[0] = reading.ts_ms
+
+  def finish_bundle(self):
+    for (win, shard), (earliest_ms, readings) in self._open.items():
+      yield WindowedValue((shard, ReadingBatch(tuple(readings))),
+                          Timestamp(micros=earliest_ms * 1000), [win])
+    self._open = {}
+
+
+class BatchPerShard(beam.PTransform):
+  """Readings (timestamped at event time) -> (shard, ReadingBatch) pairs."""
+
+  def expand(self, readings):
+    return readings | 'BatchPerShard' >> beam.ParDo(_BatchPerShardFn()).with_output_types(
+        Tuple[int, ReadingBatch])
+
+
+def batches_by_slot(readings, period_ms: int) -> Dict[int, list]:
+  """{slot start ms: its readings, in their order} for slots of period_ms."""
+  slots: Dict[int, list] = {}
+  for reading in readings:
+    ts_ms = reading.ts_ms
+    slots.setdefault(ts_ms - ts_ms % period_ms, []).append(reading)
+  return slots
+
