@@ -13,6 +13,9 @@ class State:
   def write(self, value):
     self.value = value
 
+  def clear(self):
+    self.value = None
+
 
 class Bag:
   """A bag state."""

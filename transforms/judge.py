@@ -8,7 +8,7 @@ from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam import coders
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
@@ -20,6 +20,9 @@ from transforms.parse import METRICS_NAMESPACE
 from transforms.records import Reading, iso_ms
 from transforms.rules import Rule, Verdict
 from transforms.stats import WindowStats
+
+
+_NO_TIMER = 2**63  # later than any timer
 
 
 def alert_id(reading: Reading) -> str:
@@ -191,40 +194,49 @@ class ScoreReadingsFn(beam.DoFn):
   sensor: on Flink every key a bundle touches costs state requests to the runner when the
   bundle commits (and, with the SDK's state cache on, a deep-size measurement per state),
   and with 1,000 sensors a bundle touches nearly all of them (measured on embedded Flink
-  with the cache on: two thirds of the Python worker's time went to those commits). Per
-  shard, the timer is set once per new
-  maximum event time in a bundle instead of once per reading (each set is a message to
-  the runner); a later timer only delays a flush, and every flush scores all readings
-  the watermark has passed, each sensor's in event-time order.
+  with the cache on: two thirds of the Python worker's time went to those commits).
+
+  The flush timer stands at the earliest waiting reading, remembered in FLUSH_AT (Beam
+  cannot read a timer back), and only ever moves earlier until it fires. Setting it to
+  each new batch instead would push it later on every bundle: under a steady stream the
+  watermark never caught up with it, and readings waited for a lull to be scored.
   """
   PENDING = BagStateSpec('pending', JudgedBatchCoder())
   STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: ScoreState}
+  FLUSH_AT = ReadModifyWriteStateSpec('flush_at_ms', VarIntCoder())  # absent: no timer set
   FLUSH = TimerSpec('flush', TimeDomain.WATERMARK)
 
   def __init__(self, rule: Rule):
     self._rule = rule
     self._scorer = rule.scorer()
     self._alerts = Metrics.counter(METRICS_NAMESPACE, 'alerts')
-    self._timer_at = {}  # shard -> latest timer set in this bundle (ms)
+    self._flush_at = {}  # shard -> its FLUSH_AT (ms), read once per bundle
 
   def start_bundle(self):
-    self._timer_at = {}
+    self._flush_at = {}
 
   def process(self, element, pending=beam.DoFn.StateParam(PENDING),
-              flush=beam.DoFn.TimerParam(FLUSH)):
+              flush_at=beam.DoFn.StateParam(FLUSH_AT), flush=beam.DoFn.TimerParam(FLUSH)):
     shard, batch = element
     pending.add(batch)
-    ts_ms = max(judged.reading.ts_ms for judged in batch.judged)
-    if ts_ms > self._timer_at.get(shard, -2**63):
-      self._timer_at[shard] = ts_ms
-      flush.set(ts_ms / 1000.0)
+    set_at = self._flush_at.get(shard)
+    if set_at is None:
+      stored = flush_at.read()
+      set_at = _NO_TIMER if stored is None else stored
+    earliest_ms = min(judged.reading.ts_ms for judged in batch.judged)
+    if earliest_ms < set_at:
+      set_at = earliest_ms
+      flush.set(set_at / 1000.0)
+      flush_at.write(set_at)
+    self._flush_at[shard] = set_at
 
   @on_timer(FLUSH)
   def on_flush(self, fired_at=beam.DoFn.TimestampParam,
                pending=beam.DoFn.StateParam(PENDING),
                states=beam.DoFn.StateParam(STATES),
+               flush_at=beam.DoFn.StateParam(FLUSH_AT),
                flush=beam.DoFn.TimerParam(FLUSH)):
-    self._timer_at = {}  # the next batch of any shard sets its timer again
+    self._flush_at = {}  # this changes a shard's timer: the next batch reads FLUSH_AT again
     now_ms = fired_at.micros // 1000
     waiting = sorted((judged for batch in pending.read() for judged in batch.judged),
                      key=lambda j: j.reading.ts_ms)
@@ -234,6 +246,9 @@ class ScoreReadingsFn(beam.DoFn):
     if rest:
       pending.add(JudgedBatch(tuple(rest)))
       flush.set(rest[0].reading.ts_ms / 1000.0)
+      flush_at.write(rest[0].reading.ts_ms)
+    else:
+      flush_at.clear()
     if not due:
       return
     score_states = states.read() or {}
