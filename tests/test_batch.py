@@ -110,21 +110,25 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
   fn._scorer = Recording(fn._scorer)
   bag, states, flush_at, timer = Bag(), State(), State(), Timer()
   fn.start_bundle()
-  late_batch = JudgedBatch((Judged(Reading('s', 1.0, T0 + 3000), 0.1, None),
+  late_batch = JudgedBatch((Judged(Reading('s', 1.0, T0 + 2500), 0.1, None),
                             Judged(Reading('s', 1.0, T0 + 9000), 0.1, None)))
   early_batch = JudgedBatch((Judged(Reading('s', 1.0, T0 + 2000), 0.1, None),
-                             Judged(Reading('t', 1.0, T0 + 1000), 0.1, None)))
+                             Judged(Reading('t', 1.0, T0 + 300), 0.1, None)))
   later_batch = JudgedBatch((Judged(Reading('t', 1.0, T0 + 4000), 0.1, None),))
   for batch in (late_batch, early_batch, later_batch):
     list(fn.process((0, batch), bag, flush_at, timer) or ())
-  # the timer only moves earlier: to 3 s, then to 1 s; the batch at 4 s leaves it there
+  # the timer rounds up to whole seconds and only moves earlier: to 3 s (for 2.5 s), then
+  # to 1 s (for 0.3 s); the batch at 4 s leaves it there
   assert timer.history == [(T0 + 3000) / 1000, (T0 + 1000) / 1000]
   assert flush_at.read() == T0 + 1000
   fn.start_bundle()
   list(fn.process((0, later_batch), bag, flush_at, timer) or ())  # a new bundle reads FLUSH_AT
   assert len(timer.history) == 2
+  list(fn.on_flush(Timestamp(micros=(T0 + 1000) * 1000), bag, states, flush_at, timer) or ())
+  assert scored == [300]  # every reading up to the flush's time
+  assert timer.at == (T0 + 2000) / 1000 and flush_at.read() == T0 + 2000  # next: 2 s
   list(fn.on_flush(Timestamp(micros=(T0 + 5000) * 1000), bag, states, flush_at, timer) or ())
-  assert scored == [1000, 2000, 3000, 4000, 4000]  # up to 5 s, sorted across batches
+  assert scored == [300, 2000, 2500, 4000, 4000]  # up to 5 s, sorted across batches
   assert bag.items == [JudgedBatch((late_batch.judged[1],))]  # 9 s waits, as one batch
   assert timer.at == (T0 + 9000) / 1000 and flush_at.read() == T0 + 9000
   assert sorted(states.read()) == ['s', 't']

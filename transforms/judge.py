@@ -23,6 +23,12 @@ from transforms.stats import WindowStats
 
 
 _NO_TIMER = 2**63  # later than any timer
+FLUSH_EVERY_MS = 1000  # the scorer's flushes: at most one per shard and second of event time
+
+
+def _flush_time_ms(ts_ms: int) -> int:
+  """The flush that scores a reading at ts_ms: ts_ms rounded up to a whole FLUSH_EVERY_MS."""
+  return -(-ts_ms // FLUSH_EVERY_MS) * FLUSH_EVERY_MS
 
 
 def alert_id(reading: Reading) -> str:
@@ -196,10 +202,13 @@ class ScoreReadingsFn(beam.DoFn):
   and with 1,000 sensors a bundle touches nearly all of them (measured on embedded Flink
   with the cache on: two thirds of the Python worker's time went to those commits).
 
-  The flush timer stands at the earliest waiting reading, remembered in FLUSH_AT (Beam
-  cannot read a timer back), and only ever moves earlier until it fires. Setting it to
-  each new batch instead would push it later on every bundle: under a steady stream the
-  watermark never caught up with it, and readings waited for a lull to be scored.
+  The flush timer stands at the earliest waiting reading's time rounded up to a whole
+  FLUSH_EVERY_MS, remembered in FLUSH_AT (Beam cannot read a timer back), and only ever
+  moves earlier until it fires; a flush scores every reading up to its time. Setting it
+  to each new batch instead would push it later on every bundle: under a steady stream
+  the watermark never caught up with it, and readings waited for a lull to be scored.
+  Without the rounding a flush would score a single millisecond's readings (a timer only
+  tells its own time, not the watermark) and read the whole bag for it.
   """
   PENDING = BagStateSpec('pending', JudgedBatchCoder())
   STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: ScoreState}
@@ -223,9 +232,9 @@ class ScoreReadingsFn(beam.DoFn):
     if set_at is None:
       stored = flush_at.read()
       set_at = _NO_TIMER if stored is None else stored
-    earliest_ms = min(judged.reading.ts_ms for judged in batch.judged)
-    if earliest_ms < set_at:
-      set_at = earliest_ms
+    due_ms = _flush_time_ms(min(judged.reading.ts_ms for judged in batch.judged))
+    if due_ms < set_at:
+      set_at = due_ms
       flush.set(set_at / 1000.0)
       flush_at.write(set_at)
     self._flush_at[shard] = set_at
@@ -245,8 +254,9 @@ class ScoreReadingsFn(beam.DoFn):
     pending.clear()
     if rest:
       pending.add(JudgedBatch(tuple(rest)))
-      flush.set(rest[0].reading.ts_ms / 1000.0)
-      flush_at.write(rest[0].reading.ts_ms)
+      due_ms = _flush_time_ms(rest[0].reading.ts_ms)
+      flush.set(due_ms / 1000.0)
+      flush_at.write(due_ms)
     else:
       flush_at.clear()
     if not due:

@@ -1,8 +1,8 @@
 package org.apache.beam.sdk.io.kafka;
 
-import java.util.Collections;
 import java.util.Map;
 import local.anomaly.kafka.IdleAwareCreateTimePolicy;
+import local.anomaly.kafka.RecordBlocks;
 import org.apache.beam.sdk.expansion.ExternalTransformRegistrar;
 import org.apache.beam.sdk.transforms.ExternalTransformBuilder;
 import org.apache.beam.sdk.transforms.PTransform;
@@ -19,10 +19,15 @@ import org.joda.time.Duration;
  * ReadFromKafka payload) and yields the same rows; only the timestamp policy differs. It lives
  * in KafkaIO's package because the builder that turns that configuration into a read is
  * package-private.
+ *
+ * <p>A second URN yields the same records packed into blocks, one byte array per bundle
+ * ({@link RecordBlocks}), for readers that pay per element crossing to them (Python).
  */
 public class EventTimeKafkaRead implements ExternalTransformRegistrar {
 
   public static final String URN = "beam:transform:local.anomaly:kafka_read_event_time:v1";
+  public static final String BLOCKS_URN =
+      "beam:transform:local.anomaly:kafka_read_event_time_blocks:v1";
 
   /**
    * How far behind the broker's latest offset check an idle partition's watermark stays: how
@@ -34,7 +39,15 @@ public class EventTimeKafkaRead implements ExternalTransformRegistrar {
 
   @Override
   public Map<String, Class<? extends ExternalTransformBuilder<?, ?, ?>>> knownBuilders() {
-    return Collections.singletonMap(URN, Builder.class);
+    return Map.of(URN, Builder.class, BLOCKS_URN, BlocksBuilder.class);
+  }
+
+  /** The configured read with the event-time policy. */
+  static KafkaIO.Read<byte[], byte[]> read(KafkaIO.Read.External.Configuration configuration) {
+    KafkaIO.Read.Builder<byte[], byte[]> builder = KafkaIO.<byte[], byte[]>read().toBuilder();
+    KafkaIO.Read.Builder.setupExternalBuilder(builder, configuration);
+    builder.setTimestampPolicyFactory(IdleAwareCreateTimePolicy.factory(IDLE_DELAY));
+    return builder.build();
   }
 
   /** Builds the read from the configuration Python sends. */
@@ -45,10 +58,33 @@ public class EventTimeKafkaRead implements ExternalTransformRegistrar {
     @Override
     public PTransform<PBegin, PCollection<Row>> buildExternal(
         KafkaIO.Read.External.Configuration configuration) {
-      KafkaIO.Read.Builder<byte[], byte[]> builder = KafkaIO.<byte[], byte[]>read().toBuilder();
-      KafkaIO.Read.Builder.setupExternalBuilder(builder, configuration);
-      builder.setTimestampPolicyFactory(IdleAwareCreateTimePolicy.factory(IDLE_DELAY));
-      return builder.build().externalWithMetadata();
+      return read(configuration).externalWithMetadata();
+    }
+  }
+
+  /** Builds the read, packed into blocks of records. */
+  public static class BlocksBuilder
+      implements ExternalTransformBuilder<
+          KafkaIO.Read.External.Configuration, PBegin, PCollection<byte[]>> {
+
+    @Override
+    public PTransform<PBegin, PCollection<byte[]>> buildExternal(
+        KafkaIO.Read.External.Configuration configuration) {
+      return new ReadBlocks(read(configuration));
+    }
+  }
+
+  /** The read, then its records packed into blocks. */
+  static class ReadBlocks extends PTransform<PBegin, PCollection<byte[]>> {
+    private final KafkaIO.Read<byte[], byte[]> read;
+
+    ReadBlocks(KafkaIO.Read<byte[], byte[]> read) {
+      this.read = read;
+    }
+
+    @Override
+    public PCollection<byte[]> expand(PBegin input) {
+      return input.apply("KafkaIO.Read", read).apply("RecordBlocks", new RecordBlocks());
     }
   }
 }
