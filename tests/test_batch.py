@@ -110,27 +110,31 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
   fn._scorer = Recording(fn._scorer)
   bag, states, flush_at, timer = Bag(), State(), State(), Timer()
   fn.start_bundle()
-  late_batch = JudgedBatch((Judged(Reading('s', 1.0, T0 + 2500), 0.1, None),
-                            Judged(Reading('s', 1.0, T0 + 9000), 0.1, None)))
-  early_batch = JudgedBatch((Judged(Reading('s', 1.0, T0 + 2000), 0.1, None),
-                             Judged(Reading('t', 1.0, T0 + 300), 0.1, None)))
-  later_batch = JudgedBatch((Judged(Reading('t', 1.0, T0 + 4000), 0.1, None),))
-  for batch in (late_batch, early_batch, later_batch):
+  first = JudgedBatch((Judged(Reading('s', 1.0, T0 + 2500), 0.1, None),
+                       Judged(Reading('s', 1.0, T0 + 3000), 0.1, None)))
+  older = JudgedBatch((Judged(Reading('s', 1.0, T0 + 2000), 0.1, None),
+                       Judged(Reading('t', 1.0, T0 + 300), 0.1, None)))
+  newer = JudgedBatch((Judged(Reading('t', 1.0, T0 + 4000), 0.1, None),
+                       Judged(Reading('t', 1.0, T0 + 9000), 0.1, None)))
+  for batch in (first, older, newer):
     list(fn.process((0, batch), bag, flush_at, timer) or ())
-  # the timer rounds up to whole seconds and only moves earlier: to 3 s (for 2.5 s), then
-  # to 1 s (for 0.3 s); the batch at 4 s leaves it there
-  assert timer.history == [(T0 + 3000) / 1000, (T0 + 1000) / 1000]
-  assert flush_at.read() == T0 + 1000
+  # the first batch arms the timer at its newest reading (3 s); later batches, older or
+  # newer, never move an armed timer
+  assert timer.history == [(T0 + 3000) / 1000]
+  assert flush_at.read() == T0 + 3000
   fn.start_bundle()
-  list(fn.process((0, later_batch), bag, flush_at, timer) or ())  # a new bundle reads FLUSH_AT
-  assert len(timer.history) == 2
-  list(fn.on_flush(Timestamp(micros=(T0 + 1000) * 1000), bag, states, flush_at, timer) or ())
-  assert scored == [300]  # every reading up to the flush's time
-  assert timer.at == (T0 + 2000) / 1000 and flush_at.read() == T0 + 2000  # next: 2 s
-  list(fn.on_flush(Timestamp(micros=(T0 + 5000) * 1000), bag, states, flush_at, timer) or ())
-  assert scored == [300, 2000, 2500, 4000, 4000]  # up to 5 s, sorted across batches
-  assert bag.items == [JudgedBatch((late_batch.judged[1],))]  # 9 s waits, as one batch
+  next_bundle = JudgedBatch((Judged(Reading('t', 1.0, T0 + 5000), 0.1, None),))
+  list(fn.process((0, next_bundle), bag, flush_at, timer) or ())  # reads FLUSH_AT: armed
+  assert len(timer.history) == 1
+  list(fn.on_flush(Timestamp(micros=(T0 + 3000) * 1000), bag, states, flush_at, timer) or ())
+  assert scored == [300, 2000, 2500, 3000]  # every reading up to 3 s, sorted across batches
+  # the rest waits as one batch; the next flush at the newest of it (9 s)
+  assert bag.items == [JudgedBatch((newer.judged[0], next_bundle.judged[0], newer.judged[1]))]
   assert timer.at == (T0 + 9000) / 1000 and flush_at.read() == T0 + 9000
   assert sorted(states.read()) == ['s', 't']
   list(fn.on_flush(Timestamp(micros=(T0 + 9000) * 1000), bag, states, flush_at, timer) or ())
-  assert scored[-1] == 9000 and bag.items == [] and flush_at.read() is None
+  assert scored[4:] == [4000, 5000, 9000] and bag.items == []
+  assert flush_at.read() is None  # disarmed: the next batch arms it again
+  fn.start_bundle()
+  list(fn.process((0, older), bag, flush_at, timer) or ())
+  assert timer.at == (T0 + 2000) / 1000

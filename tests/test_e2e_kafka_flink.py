@@ -15,10 +15,12 @@ import pytest
 from runners.services import Services
 from runners.simulator import Record, generate
 from runners.topic_reader import wait_for
-from tests.e2e_job import (JobRun, dead_letter_signature, flink_job, flink_user_counters,
-                           readings_of)
+from tests import streaming
+from tests.e2e_job import (DETECTION_ARGS, JobRun, dead_letter_signature, flink_job,
+                           flink_user_counters, readings_of)
 from tests.oracle import expected_alert_ids
-from transforms.records import iso_ms
+from transforms.records import RawRecord, iso_ms
+from transforms.rules import DEFAULT_THRESHOLDS, LIKELIHOOD
 
 pytestmark = pytest.mark.e2e
 
@@ -119,6 +121,35 @@ def test_embedded_flink(services):
 
 def test_cluster_flink(cluster):
   check_run('cluster')
+
+
+def test_default_rule_alerts_on_flink_as_on_the_direct_runner(services):
+  """The likelihood rule (the default) keeps per-sensor history in the scorer, whose flush
+  timers only Flink drives for real: its alerts on embedded Flink must be exactly those of
+  the same records on the DirectRunner, and must include the large injected anomalies."""
+  records = scenario()
+  rule_args = [f'--rule={LIKELIHOOD}', f'--threshold={DEFAULT_THRESHOLDS[LIKELIHOOD]}']
+  outputs, _ = streaming.run_batch(
+      [RawRecord(r.payload, timestamp_ms=r.ts_ms) for r in records], DETECTION_ARGS + rule_args)
+  expected = {a['alert_id'] for a in outputs['alerts']}
+  from transforms.judge import alert_id  # pylint: disable=import-outside-toplevel
+  spikes = {alert_id(r) for r in readings_of([r for r in records if r.kind == 'spike'])}
+  assert len(expected & spikes) >= len(spikes) // 2, 'the DirectRunner missed most spikes'
+
+  readings = readings_of(records)
+  last_ts = max(r.ts_ms for r in readings)
+  job = JobRun('embedded', readings_partitions=5)
+  try:
+    job.produce(records, partitions=4)
+    job.start(rule_args)
+    job.wait_for_outputs(len(expected), MALFORMED, iso_ms(last_ts - last_ts % 5000 + 10_000),
+                         SENSORS, timeout_s=300)
+    ids = Counter(a['alert_id'] for a in job.read('alerts'))
+    assert set(ids) == expected, (
+        f'missing {sorted(expected - set(ids))[:5]}, unexpected {sorted(set(ids) - expected)[:5]}')
+    assert max(ids.values()) == 1, 'an alert was written twice'
+  finally:
+    job.close()
 
 
 def test_side_input_is_complete_for_1000_sensors(services):

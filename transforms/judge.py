@@ -22,13 +22,6 @@ from transforms.rules import Rule, Verdict
 from transforms.stats import WindowStats
 
 
-_NO_TIMER = 2**63  # later than any timer
-FLUSH_EVERY_MS = 1000  # the scorer's flushes: at most one per shard and second of event time
-
-
-def _flush_time_ms(ts_ms: int) -> int:
-  """The flush that scores a reading at ts_ms: ts_ms rounded up to a whole FLUSH_EVERY_MS."""
-  return -(-ts_ms // FLUSH_EVERY_MS) * FLUSH_EVERY_MS
 
 
 def alert_id(reading: Reading) -> str:
@@ -202,24 +195,25 @@ class ScoreReadingsFn(beam.DoFn):
   and with 1,000 sensors a bundle touches nearly all of them (measured on embedded Flink
   with the cache on: two thirds of the Python worker's time went to those commits).
 
-  The flush timer stands at the earliest waiting reading's time rounded up to a whole
-  FLUSH_EVERY_MS, remembered in FLUSH_AT (Beam cannot read a timer back), and only ever
-  moves earlier until it fires; a flush scores every reading up to its time. Setting it
-  to each new batch instead would push it later on every bundle: under a steady stream
-  the watermark never caught up with it, and readings waited for a lull to be scored.
-  Without the rounding a flush would score a single millisecond's readings (a timer only
-  tells its own time, not the watermark) and read the whole bag for it.
+  The flush timer: a shard with no timer arms one at the newest reading of the batch that
+  comes; a flush scores every reading up to its time and arms the next at the newest
+  reading still waiting. An armed timer is never moved (FLUSH_AT remembers it: Beam cannot
+  read a timer back), so a reading waits at most for two flushes. Setting the timer again
+  on every bundle, at the newest reading, pushed it later each time: under a steady stream
+  the watermark never caught up with it, and readings waited for a lull to be scored. A
+  timer at the earliest waiting reading instead would score one millisecond per flush (a
+  timer tells its own time, not the watermark) and read the whole bag for each.
   """
   PENDING = BagStateSpec('pending', JudgedBatchCoder())
   STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: ScoreState}
-  FLUSH_AT = ReadModifyWriteStateSpec('flush_at_ms', VarIntCoder())  # absent: no timer set
+  FLUSH_AT = ReadModifyWriteStateSpec('flush_at_ms', VarIntCoder())  # absent: not armed
   FLUSH = TimerSpec('flush', TimeDomain.WATERMARK)
 
   def __init__(self, rule: Rule):
     self._rule = rule
     self._scorer = rule.scorer()
     self._alerts = Metrics.counter(METRICS_NAMESPACE, 'alerts')
-    self._flush_at = {}  # shard -> its FLUSH_AT (ms), read once per bundle
+    self._flush_at = {}  # shard -> whether its timer is armed, read once per bundle
 
   def start_bundle(self):
     self._flush_at = {}
@@ -228,16 +222,14 @@ class ScoreReadingsFn(beam.DoFn):
               flush_at=beam.DoFn.StateParam(FLUSH_AT), flush=beam.DoFn.TimerParam(FLUSH)):
     shard, batch = element
     pending.add(batch)
-    set_at = self._flush_at.get(shard)
-    if set_at is None:
-      stored = flush_at.read()
-      set_at = _NO_TIMER if stored is None else stored
-    due_ms = _flush_time_ms(min(judged.reading.ts_ms for judged in batch.judged))
-    if due_ms < set_at:
-      set_at = due_ms
-      flush.set(set_at / 1000.0)
-      flush_at.write(set_at)
-    self._flush_at[shard] = set_at
+    armed = self._flush_at.get(shard)
+    if armed is None:
+      armed = flush_at.read() is not None
+    if not armed:
+      newest_ms = max(judged.reading.ts_ms for judged in batch.judged)
+      flush.set(newest_ms / 1000.0)
+      flush_at.write(newest_ms)
+    self._flush_at[shard] = True
 
   @on_timer(FLUSH)
   def on_flush(self, fired_at=beam.DoFn.TimestampParam,
@@ -254,9 +246,8 @@ class ScoreReadingsFn(beam.DoFn):
     pending.clear()
     if rest:
       pending.add(JudgedBatch(tuple(rest)))
-      due_ms = _flush_time_ms(rest[0].reading.ts_ms)
-      flush.set(due_ms / 1000.0)
-      flush_at.write(due_ms)
+      flush.set(rest[-1].reading.ts_ms / 1000.0)
+      flush_at.write(rest[-1].reading.ts_ms)
     else:
       flush_at.clear()
     if not due:
