@@ -11,7 +11,8 @@ from tests.streaming import T0
 from transforms.baseline import SensorWindowStats, _sensor_parts
 from transforms.batch import (SHARDS, ReadingBatch, ReadingBatchCoder, _BatchPerShardFn,
                               batches_by_slot, shard_of)
-from transforms.judge import Judged, JudgedBatch, JudgedBatchCoder, ScoreReadingsFn
+from transforms.judge import (Judged, JudgedBatch, JudgedBatchCoder, ScoreReadingsFn,
+                             judged_of_row, judged_row)
 from transforms.records import Reading
 from transforms.rules import Rule
 from transforms.stats import EMPTY, MergedPartsFn, WindowStatsFn, accumulate
@@ -65,11 +66,11 @@ def test_batch_coders_round_trip():
   coder = ReadingBatchCoder()
   assert coder.decode(coder.encode(ReadingBatch(readings))) == ReadingBatch(readings)
   window = SensorWindowStats('s', T0 - 10, T0, accumulate_stats([1.0, 3.0]), 'ON_TIME')
-  judged = JudgedBatch((Judged(readings[0], 2.5, window, window.stats),
-                        Judged(readings[1], 0.0, None)))
-  decoded = JudgedBatchCoder().decode(JudgedBatchCoder().encode(judged))
-  assert decoded == judged
-  assert type(decoded.judged[0].window.stats).__name__ == 'WindowStats'
+  judged = [Judged(readings[0], 2.5, window, window.stats), Judged(readings[1], 0.0, None)]
+  batch = JudgedBatch(tuple(judged_row(*j) for j in judged))
+  decoded = JudgedBatchCoder().decode(JudgedBatchCoder().encode(batch))
+  assert [judged_of_row(row) for row in decoded.rows] == judged
+  assert type(judged_of_row(decoded.rows[0]).window.stats).__name__ == 'WindowStats'
 
 
 def accumulate_stats(values):
@@ -110,12 +111,12 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
   fn._scorer = Recording(fn._scorer)
   bag, states, flush_at, timer = Bag(), State(), State(), Timer()
   fn.start_bundle()
-  first = JudgedBatch((Judged(Reading('s', 1.0, T0 + 2500), 0.1, None),
-                       Judged(Reading('s', 1.0, T0 + 3000), 0.1, None)))
-  older = JudgedBatch((Judged(Reading('s', 1.0, T0 + 2000), 0.1, None),
-                       Judged(Reading('t', 1.0, T0 + 300), 0.1, None)))
-  newer = JudgedBatch((Judged(Reading('t', 1.0, T0 + 4000), 0.1, None),
-                       Judged(Reading('t', 1.0, T0 + 9000), 0.1, None)))
+  first = JudgedBatch((judged_row(Reading('s', 1.0, T0 + 2500), 0.1, None, None),
+                       judged_row(Reading('s', 1.0, T0 + 3000), 0.1, None, None)))
+  older = JudgedBatch((judged_row(Reading('s', 1.0, T0 + 2000), 0.1, None, None),
+                       judged_row(Reading('t', 1.0, T0 + 300), 0.1, None, None)))
+  newer = JudgedBatch((judged_row(Reading('t', 1.0, T0 + 4000), 0.1, None, None),
+                       judged_row(Reading('t', 1.0, T0 + 9000), 0.1, None, None)))
   for batch in (first, older, newer):
     list(fn.process((0, batch), bag, flush_at, timer) or ())
   # the first batch arms the timer at its newest reading (3 s); later batches, older or
@@ -123,13 +124,13 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
   assert timer.history == [(T0 + 3000) / 1000]
   assert flush_at.read() == T0 + 3000
   fn.start_bundle()
-  next_bundle = JudgedBatch((Judged(Reading('t', 1.0, T0 + 5000), 0.1, None),))
+  next_bundle = JudgedBatch((judged_row(Reading('t', 1.0, T0 + 5000), 0.1, None, None),))
   list(fn.process((0, next_bundle), bag, flush_at, timer) or ())  # reads FLUSH_AT: armed
   assert len(timer.history) == 1
   list(fn.on_flush(Timestamp(micros=(T0 + 3000) * 1000), bag, states, flush_at, timer) or ())
   assert scored == [300, 2000, 2500, 3000]  # every reading up to 3 s, sorted across batches
   # the rest waits as one batch; the next flush at the newest of it (9 s)
-  assert bag.items == [JudgedBatch((newer.judged[0], next_bundle.judged[0], newer.judged[1]))]
+  assert bag.items == [JudgedBatch((newer.rows[0], next_bundle.rows[0], newer.rows[1]))]
   assert timer.at == (T0 + 9000) / 1000 and flush_at.read() == T0 + 9000
   assert sorted(states.read()) == ['s', 't']
   list(fn.on_flush(Timestamp(micros=(T0 + 9000) * 1000), bag, states, flush_at, timer) or ())
