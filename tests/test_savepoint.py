@@ -37,6 +37,14 @@ def test_checkpoints_on_by_default_on_the_cluster_only(monkeypatch):
   assert '--savepoint_path=file:/s' in flink_args('cluster', 'j', savepoint_path='file:/s')
 
 
+def test_streaming_bundles_end_after_200_ms_on_both_flinks(monkeypatch):
+  # Each open bundle holds a step's watermark, and alerts wait for it (runners/flink_options.py).
+  monkeypatch.setattr('runners.flink_options.job_server_jar', lambda: '/jar')
+  for mode in ('embedded', 'cluster'):
+    assert '--max_bundle_time_mills=200' in flink_args(mode, 'j')
+  assert not any(a.startswith('--max_bundle') for a in flink_args('embedded', 'j', streaming=False))
+
+
 def test_each_build_numbers_cross_language_transforms_as_a_fresh_process():
   # A savepoint's buffered outputs are restored by the ids inside the expanded KafkaIO
   # transforms, which Beam numbers with a process-wide counter (pipeline/kafka_io.py).

@@ -1,5 +1,6 @@
 package org.apache.beam.sdk.io.kafka;
 
+import java.util.Collections;
 import java.util.Map;
 import local.anomaly.kafka.IdleAwareCreateTimePolicy;
 import local.anomaly.kafka.RecordBlocks;
@@ -8,25 +9,21 @@ import org.apache.beam.sdk.transforms.ExternalTransformBuilder;
 import org.apache.beam.sdk.transforms.PTransform;
 import org.apache.beam.sdk.values.PBegin;
 import org.apache.beam.sdk.values.PCollection;
-import org.apache.beam.sdk.values.Row;
 import org.joda.time.Duration;
 
 /**
- * A cross-language KafkaIO read with metadata whose event time is the record timestamp and
- * whose watermark an idle partition cannot stall ({@link IdleAwareCreateTimePolicy}).
+ * A cross-language KafkaIO read whose event time is the record timestamp, whose watermark an
+ * idle partition cannot stall ({@link IdleAwareCreateTimePolicy}), and whose records come
+ * packed into blocks, one byte array per bundle ({@link RecordBlocks}): Python pays per
+ * element that crosses to it, and a block crosses once for about a thousand records.
  *
  * <p>It takes the same configuration as Beam's {@code kafka_read_with_metadata} (Python's
- * ReadFromKafka payload) and yields the same rows; only the timestamp policy differs. It lives
- * in KafkaIO's package because the builder that turns that configuration into a read is
- * package-private.
- *
- * <p>A second URN yields the same records packed into blocks, one byte array per bundle
- * ({@link RecordBlocks}), for readers that pay per element crossing to them (Python).
+ * ReadFromKafka payload). It lives in KafkaIO's package because the builder that turns that
+ * configuration into a read is package-private.
  */
 public class EventTimeKafkaRead implements ExternalTransformRegistrar {
 
-  public static final String URN = "beam:transform:local.anomaly:kafka_read_event_time:v1";
-  public static final String BLOCKS_URN =
+  public static final String URN =
       "beam:transform:local.anomaly:kafka_read_event_time_blocks:v1";
 
   /**
@@ -39,7 +36,7 @@ public class EventTimeKafkaRead implements ExternalTransformRegistrar {
 
   @Override
   public Map<String, Class<? extends ExternalTransformBuilder<?, ?, ?>>> knownBuilders() {
-    return Map.of(URN, Builder.class, BLOCKS_URN, BlocksBuilder.class);
+    return Collections.singletonMap(URN, BlocksBuilder.class);
   }
 
   /** The configured read with the event-time policy. */
@@ -50,19 +47,7 @@ public class EventTimeKafkaRead implements ExternalTransformRegistrar {
     return builder.build();
   }
 
-  /** Builds the read from the configuration Python sends. */
-  public static class Builder
-      implements ExternalTransformBuilder<
-          KafkaIO.Read.External.Configuration, PBegin, PCollection<Row>> {
-
-    @Override
-    public PTransform<PBegin, PCollection<Row>> buildExternal(
-        KafkaIO.Read.External.Configuration configuration) {
-      return read(configuration).externalWithMetadata();
-    }
-  }
-
-  /** Builds the read, packed into blocks of records. */
+  /** Builds the read from the configuration Python sends, packed into blocks of records. */
   public static class BlocksBuilder
       implements ExternalTransformBuilder<
           KafkaIO.Read.External.Configuration, PBegin, PCollection<byte[]>> {
