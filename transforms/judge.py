@@ -22,8 +22,6 @@ from transforms.rules import Rule, Verdict
 from transforms.stats import WindowStats
 
 
-
-
 def alert_id(reading: Reading) -> str:
   """Stable across retries and replays, so consumers can drop duplicate alerts."""
   key = f'{reading.sensor_id}\x1f{reading.ts_ms}\x1f{reading.value!r}'
@@ -35,9 +33,9 @@ def _finite_or_none(x: float) -> Optional[float]:
 
 
 class Judged(NamedTuple):
-  """A reading with its deviation and what an alert about it would report, on its way to
-  the per-sensor scorer (only these numbers, not the whole SensorBaseline: every Judged
-  crosses to the runner and back and waits in state)."""
+  """A reading with its deviation and what an alert about it would report (only these
+  numbers, not the whole SensorBaseline). On its way to the per-sensor scorer it travels as
+  a judged_row inside a JudgedBatch."""
   reading: Reading
   deviation: float  # standard deviations from the nearer baseline
   window: Optional[SensorWindowStats]  # the window an alert reports; None: no baseline
