@@ -393,8 +393,8 @@ class BaselinesPerSlot(beam.PTransform):
         (per_slot, markers)
         | 'WithMarkers' >> beam.Flatten()
         | 'ReleaseBaselines' >> beam.ParDo(ReleaseBaselinesFn(shape, memory_ms))
-        # Kept (not garbage-collected) as long as late readings may still need it; there
-        # as soon as it comes (see the module docstring).
+        # Kept (not garbage-collected) as long as late readings may still need it, and
+        # available as soon as it arrives: an early pane (see the module docstring).
         | 'JudgedSlots' >> beam.WindowInto(
             window.FixedWindows(period_s),
             trigger=trigger.AfterWatermark(early=trigger.AfterCount(1)),
