@@ -74,12 +74,14 @@ class WindowStatsFn(beam.CombineFn):
     return WindowStats(acc.count, acc.mean, max(variance, 0.0), acc.min, acc.max)
 
 
+_VALUES = WindowStatsFn()  # stateless: one instance serves every accumulate() call
+
+
 def accumulate(values: Iterable[float]) -> StatsAccumulator:
   """The StatsAccumulator of some values (Welford), e.g. one sensor's in one batch."""
-  fn = WindowStatsFn()
   acc = EMPTY
   for value in values:
-    acc = fn.add_input(acc, value)
+    acc = _VALUES.add_input(acc, value)
   return acc
 
 
