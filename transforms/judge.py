@@ -221,23 +221,23 @@ class ScoreReadingsFn(beam.DoFn):
     self._rule = rule
     self._scorer = rule.scorer()
     self._alerts = Metrics.counter(METRICS_NAMESPACE, 'alerts')
-    self._flush_at = {}  # shard -> whether its timer is armed, read once per bundle
+    self._armed = {}  # shard -> whether its timer is armed, read once per bundle
 
   def start_bundle(self):
-    self._flush_at = {}
+    self._armed = {}
 
   def process(self, element, pending=beam.DoFn.StateParam(PENDING),
               flush_at=beam.DoFn.StateParam(FLUSH_AT), flush=beam.DoFn.TimerParam(FLUSH)):
     shard, batch = element
     pending.add(batch)
-    armed = self._flush_at.get(shard)
+    armed = self._armed.get(shard)
     if armed is None:
       armed = flush_at.read() is not None
     if not armed:
       newest_ms = max(map(_row_ts_ms, batch.rows))
       flush.set(newest_ms / 1000.0)
       flush_at.write(newest_ms)
-    self._flush_at[shard] = True
+    self._armed[shard] = True
 
   @on_timer(FLUSH)
   def on_flush(self, fired_at=beam.DoFn.TimestampParam,
@@ -245,7 +245,7 @@ class ScoreReadingsFn(beam.DoFn):
                states=beam.DoFn.StateParam(STATES),
                flush_at=beam.DoFn.StateParam(FLUSH_AT),
                flush=beam.DoFn.TimerParam(FLUSH)):
-    self._flush_at = {}  # this changes a shard's timer: the next batch reads FLUSH_AT again
+    self._armed = {}  # this changes a shard's timer: the next batch reads FLUSH_AT again
     now_ms = fired_at.micros // 1000
     waiting = sorted((row for batch in pending.read() for row in batch.rows), key=_row_ts_ms)
     due = [row for row in waiting if _row_ts_ms(row) <= now_ms]
