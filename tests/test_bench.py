@@ -9,7 +9,7 @@ import pytest
 from bench import analysis, flink_rest, job, load, rss, trial
 from bench.analysis import Sample
 from bench.flink_rest import counter_name
-from bench.trial import alert_latencies, cpu_report, spike_every
+from bench.trial import alert_latencies, cpu_report, latency_parts, spike_every
 from runners import flink_rest as runners_flink_rest
 from transforms.parse import RecordParser
 from transforms.records import RawRecord, Reading
@@ -271,6 +271,17 @@ def test_alert_latency_is_alert_timestamp_minus_reading_ts_within_the_window():
              alert('2026-11-24T05:01:00.000Z', 1795496460000 + 1000)]  # outside [from, to)
   # 2026-11-24T05:00:00Z = 1795496400000 ms
   assert alert_latencies(records, 1795496400000, 1795496460000) == [7250, 3000]
+
+
+def test_latency_parts_split_at_detected_at():
+  def alert(reading_ts, detected_at, alert_ts, **more):
+    value = dict(ts=reading_ts, **({'detected_at': detected_at} if detected_at else {}))
+    return SimpleNamespace(value=json.dumps(value).encode(), timestamp=alert_ts)
+  records = [alert('2026-11-24T05:00:00.000Z', '2026-11-24T05:00:01.500Z', 1795496402000),
+             alert('2026-11-24T05:00:10.000Z', None, 1795496411000),  # not ours: no detected_at
+             alert('2026-11-24T05:01:00.000Z', '2026-11-24T05:01:01.000Z', 1795496462000)]
+  assert latency_parts(records, 1795496400000, 1795496460000) == {
+      'detect': [1500], 'publish': [500]}
 
 
 # --- a rate that was never offered was not sustained ---
