@@ -224,6 +224,17 @@ def measure_latency(args, job, alerts, window_ms: Tuple[int, int],
   return summary
 
 
+def write_alerts(records, path: str) -> None:
+  with open(path, 'w', encoding='utf-8') as out:
+    for record in records:
+      try:
+        alert = json.loads(record.value)
+      except ValueError:  # the original job's alerts are CSV
+        alert = {'csv': record.value.decode('utf-8', 'replace')}
+      alert['kafka_ts'] = record.timestamp
+      out.write(json.dumps(alert) + '\n')
+
+
 def find_pids(mode: str):
   """The processes whose CPU and memory count (bench.rss)."""
   if mode == 'embedded':
@@ -286,9 +297,11 @@ def run_trial(args, job_args: Sequence[str]) -> Dict:
       report['samples'] = [list(s) for s in samples]
       report['counters'] = sampler.counters
       report['cpu'] = cpu_report(cpu_start, cpu_end, verdict.consumed_rps, args.measure)
-      report['latency'] = measure_latency(
-          args, job, read_topic(args.bootstrap, job.topics['alerts']), latency_ms,
-          readings_from, readings_to)
+      alerts = read_topic(args.bootstrap, job.topics['alerts'])
+      report['latency'] = measure_latency(args, job, alerts, latency_ms, readings_from,
+                                          readings_to)
+      if args.alerts_out:
+        write_alerts(alerts, args.alerts_out)
     report['rss'] = peaks.report()
     report['rss_trend'] = peaks.trend(since=t0 + args.warmup)
     if args.rss_series:
@@ -331,6 +344,9 @@ def parse_args(argv: Optional[Sequence[str]] = None):
   parser.add_argument('--flink_master', default='localhost:8081')
   parser.add_argument('--worker_pool', default='localhost:50000')
   parser.add_argument('--out', help='write the JSON here too')
+  parser.add_argument('--alerts_out',
+                      help='write every alert here too, one JSON line each with its Kafka '
+                      'timestamp as kafka_ts (to see which alerts were slow)')
   args, job_args = parser.parse_known_args(argv)
   if args.job == 'java' and args.mode != 'cluster':
     parser.error('--job java: the original job runs on the cluster only (--mode cluster)')

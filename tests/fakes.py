@@ -34,15 +34,18 @@ class Bag:
 
 
 class Timer:
-  """A timer; `at` is the last time it was set to, `history` every one."""
+  """A timer; `at` is the last time it was set to, `history` every one, `tags` the last
+  time of each dynamic timer tag."""
 
   def __init__(self):
     self.at = None
     self.history = []
+    self.tags = {}
 
-  def set(self, ts):
+  def set(self, ts, dynamic_timer_tag=''):
     self.at = ts
     self.history.append(ts)
+    self.tags[dynamic_timer_tag] = ts
 
 
 class Counter:

@@ -11,7 +11,7 @@ from tests.streaming import T0
 from transforms.baseline import SensorWindowStats, _sensor_parts
 from transforms.batch import (SHARDS, ReadingBatch, ReadingBatchCoder, _BatchPerShardFn,
                               batches_by_slot, shard_of)
-from transforms.judge import (Judged, JudgedBatch, JudgedBatchCoder, ScoreReadingsFn,
+from transforms.judge import (SCORE_BAGS, Judged, JudgedBatch, JudgedBatchCoder, ScoreReadingsFn,
                              judged_of_row, judged_row)
 from transforms.records import Reading
 from transforms.rules import Rule
@@ -109,33 +109,52 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
       return self._inner.update(state, ts_ms, value, deviation)
 
   fn._scorer = Recording(fn._scorer)
-  bag, states, flush_at, timer = Bag(), State(), State(), Timer()
+  bags, states, timer = [Bag() for _ in range(SCORE_BAGS)], State(), Timer()
+
+  def bag_of(ms):  # the bag of the 250 ms step ending at T0 + ms (T0 is a whole second)
+    return bags[(T0 + ms) // 250 % SCORE_BAGS]
+
+  def process(batch):
+    return list(fn.process((0, batch), *bags, timer) or ())
+
+  def flush(ms):
+    return list(fn.on_flush(Timestamp(micros=(T0 + ms) * 1000), *bags, states) or ())
+
   fn.start_bundle()
   first = JudgedBatch((judged_row(Reading('s', 1.0, T0 + 2500), 0.1, None, None),
                        judged_row(Reading('s', 1.0, T0 + 3000), 0.1, None, None)))
   older = JudgedBatch((judged_row(Reading('s', 1.0, T0 + 2000), 0.1, None, None),
                        judged_row(Reading('t', 1.0, T0 + 300), 0.1, None, None)))
-  newer = JudgedBatch((judged_row(Reading('t', 1.0, T0 + 4000), 0.1, None, None),
+  newer = JudgedBatch((judged_row(Reading('t', 1.0, T0 + 2900), 0.1, None, None),
                        judged_row(Reading('t', 1.0, T0 + 9000), 0.1, None, None)))
   for batch in (first, older, newer):
-    list(fn.process((0, batch), bag, flush_at, timer) or ())
-  # the first batch arms the timer at its newest reading (3 s); later batches, older or
-  # newer, never move an armed timer
-  assert timer.history == [(T0 + 3000) / 1000]
-  assert flush_at.read() == T0 + 3000
+    process(batch)
+  # one timer per 250 ms step that has readings, at the step's end, tagged with the step;
+  # 2.9 s and 3 s share the step (2.75, 3], whose timer is set once in the bundle
+  steps_ms = [500, 2000, 2500, 3000, 9000]
+  assert sorted(timer.history) == [(T0 + ms) / 1000 for ms in steps_ms]
+  assert timer.tags == {str((T0 + ms) // 250): (T0 + ms) / 1000 for ms in steps_ms}
+  # each step's readings wait in its own bag; 9 s is 24 steps after 3 s: the same bag
+  assert bag_of(3000).items == [JudgedBatch((first.rows[1],)), JudgedBatch((newer.rows[0],)),
+                                JudgedBatch((newer.rows[1],))]
+  assert bag_of(2000).items == [JudgedBatch((older.rows[0],))]
   fn.start_bundle()
   next_bundle = JudgedBatch((judged_row(Reading('t', 1.0, T0 + 5000), 0.1, None, None),))
-  list(fn.process((0, next_bundle), bag, flush_at, timer) or ())  # reads FLUSH_AT: armed
-  assert len(timer.history) == 1
-  list(fn.on_flush(Timestamp(micros=(T0 + 3000) * 1000), bag, states, flush_at, timer) or ())
-  assert scored == [300, 2000, 2500, 3000]  # every reading up to 3 s, sorted across batches
-  # the rest waits as one batch; the next flush at the newest of it (9 s)
-  assert bag.items == [JudgedBatch((newer.rows[0], next_bundle.rows[0], newer.rows[1]))]
-  assert timer.at == (T0 + 9000) / 1000 and flush_at.read() == T0 + 9000
+  process(next_bundle)
+  assert timer.tags[str((T0 + 5000) // 250)] == (T0 + 5000) / 1000
+  for ms in (500, 2000, 2500, 3000):  # the watermark passes 3 s: timers fire in time order
+    flush(ms)
+  assert scored == [300, 2000, 2500, 2900, 3000]
+  # 5 s and 9 s (8 and 24 steps after 3 s) shared the 3 s step's bag: they stay there,
+  # as one batch, for their own timers
+  assert bag_of(3000).items == [JudgedBatch((next_bundle.rows[0], newer.rows[1]))]
   assert sorted(states.read()) == ['s', 't']
-  list(fn.on_flush(Timestamp(micros=(T0 + 9000) * 1000), bag, states, flush_at, timer) or ())
-  assert scored[4:] == [4000, 5000, 9000] and bag.items == []
-  assert flush_at.read() is None  # disarmed: the next batch arms it again
+  flush(2500)  # a step's timer again (a late reading set it): nothing there, nothing done
+  assert len(scored) == 5
+  flush(5000)
+  flush(9000)
+  assert scored[5:] == [5000, 9000] and all(not bag.items for bag in bags)
+  # a late reading sets its step's timer again, behind the watermark: it fires at once
   fn.start_bundle()
-  list(fn.process((0, older), bag, flush_at, timer) or ())
-  assert timer.at == (T0 + 2000) / 1000
+  process(older)
+  assert sorted(timer.history[-2:]) == [(T0 + 500) / 1000, (T0 + 2000) / 1000]
