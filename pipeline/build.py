@@ -24,7 +24,8 @@ def make_shape(options: PipelineOptions) -> BaselineShape:
   """Which windows judge a slot, from the options (milliseconds)."""
   opts = validate(options)
   return BaselineShape(round(opts.window_size * 1000), round(opts.window_period * 1000),
-                       opts.baseline, opts.trailing_windows, round(opts.season * 1000))
+                       opts.baseline, opts.trailing_windows, round(opts.season * 1000),
+                       round(opts.baseline_lag * 1000))
 
 
 def build_pipeline(records: beam.PCollection, options: PipelineOptions) -> Dict[str, beam.PCollection]:

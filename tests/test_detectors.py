@@ -122,6 +122,17 @@ def test_baseline_shape_places_each_window_in_the_slots_it_judges():
   assert shape.seasonal_range_ms(155_000) == (90_000, 100_000)
 
 
+def test_a_baseline_lag_releases_each_slot_that_much_earlier():
+  for baseline, slot_to_release in (('trailing', 0), ('containing', 5_000)):
+    plain = BaselineShape(10_000, 5_000, baseline)
+    lagged = plain._replace(lag_ms=5_000)
+    for slot_ms in (0, 5_000, 120_000):
+      assert plain.release_ms(slot_ms) == slot_ms + slot_to_release
+      assert lagged.release_ms(slot_ms) == plain.release_ms(slot_ms) - 5_000
+      assert lagged.slot_ms(lagged.release_ms(slot_ms)) == slot_ms
+      assert plain.slot_ms(plain.release_ms(slot_ms)) == slot_ms
+
+
 def test_the_streaming_job_alerts_with_its_score_and_threshold():
   # 5 s slots, 10 s windows: readings 10 at 0..25 s, then a spike of 100 at 31 s. Slot [30, 35)
   # is judged by [20, 30) = {10, 10}: stddev 0, floored at 1e-3 x 10 = 0.01, deviation capped at 50.

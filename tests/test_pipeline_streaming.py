@@ -71,6 +71,28 @@ def test_trailing_baseline_excludes_the_reading():
   assert counters['alerts'] == 2
 
 
+LAG_EVENTS = [
+    ('add', [json_record('s1', 10.0, 1), json_record('s1', 12.0, 2),
+             json_record('s1', 200.0, 6), json_record('s1', 75.0, 12)]),
+    ('watermark', 30),
+]
+
+
+def test_baseline_lag_judges_a_slot_by_an_older_window():
+  # Without a lag: 200 at 6 s, slot [5, 10), window [-5, 5) = {10, 12}: alert; 75 at 12 s,
+  # slot [10, 15), window [0, 10) = {10, 12, 200}, mean 74: none.
+  plain, _ = run_stream(LAG_EVENTS)
+  assert project(plain['alerts'], 'ts', 'window_start', 'window_end') == [(iso(6), iso(-5), iso(5))]
+  # One period of lag: slot [5, 10) is judged by the window ending at 0 (empty: no
+  # baseline), slot [10, 15) by [-5, 5), mean 11: |75 - 11| = 64 > 50.
+  lagged, _ = run_stream(LAG_EVENTS, ['--baseline_lag=5'])
+  assert project(lagged['alerts'], 'ts', 'value', 'window_start', 'window_end', 'window_mean') == [
+      (iso(12), 75.0, iso(-5), iso(5), 11.0)]
+  batch_outputs, counters = run_batch(LAG_EVENTS[0][1], ['--baseline_lag=5'])
+  assert project(batch_outputs['alerts'], 'alert_id') == project(lagged['alerts'], 'alert_id')
+  assert counters['no_baseline'] == 3  # 1 s, 2 s, 6 s
+
+
 def test_containing_baseline_matches_the_original_job():
   outputs, _ = run_stream(BASELINE_EVENTS, ['--baseline=containing'])
   alerts = project(outputs['alerts'], 'sensor_id', 'ts', 'window_start', 'window_end', 'window_mean', 'window_count', 'deviation')

@@ -174,25 +174,40 @@ SEASONAL_ROLE = 'seasonal'
 class BaselineShape(NamedTuple):
   """Which sliding windows judge a slot, all in milliseconds.
 
-  A slot is judged at its release time R: its start (trailing baseline) or its
-  end (containing baseline). Its baselines are the `trailing_windows`
-  consecutive windows ending at R, R - size, ... (together the last
-  trailing_windows x size of history before R), and, with a season, the window
-  centred on R - season: [R - season + half - size, R - season + half), half
-  being size / 2 rounded down to whole periods.
+  A slot is judged by the history up to its release time R: its start (trailing
+  baseline) or its end (containing baseline), `lag_ms` earlier. Its baselines are
+  the `trailing_windows` consecutive windows ending at R, R - size, ... (together
+  the last trailing_windows x size of history before R), and, with a season, the
+  window centred on R - season: [R - season + half - size, R - season + half),
+  half being size / 2 rounded down to whole periods.
+
+  A slot's baselines exist once the watermark has passed R and the statistics have
+  travelled through their groupings. With no lag the first readings of a slot wait
+  for that, and the judging step holds back the watermark of every reading while
+  they wait; a lag of one period makes the baselines ready before the slot's first
+  reading comes, for a baseline one period older.
   """
   size_ms: int
   period_ms: int
   baseline: str = TRAILING
   trailing_windows: int = 1
   season_ms: int = 0
+  lag_ms: int = 0
 
   @property
   def half_ms(self) -> int:
     return (self.size_ms // 2 // self.period_ms) * self.period_ms
 
+  @property
+  def _slot_to_release_ms(self) -> int:
+    return (0 if self.baseline == TRAILING else self.period_ms) - self.lag_ms
+
   def release_ms(self, slot_start_ms: int) -> int:
-    return slot_start_ms if self.baseline == TRAILING else slot_start_ms + self.period_ms
+    return slot_start_ms + self._slot_to_release_ms
+
+  def slot_ms(self, release_ms: int) -> int:
+    """The start of the slot released at release_ms (release_ms's inverse)."""
+    return release_ms - self._slot_to_release_ms
 
   def roles_of_window(self, end_ms: int):
     """(role, release time R of the slot it judges) for the window ending at end_ms."""
@@ -323,9 +338,7 @@ class ReleaseBaselinesFn(beam.DoFn):
     self._empty = Metrics.counter(METRICS_NAMESPACE, 'slots_without_baselines')
 
   def _judged(self, release_ms: int, baselines: dict) -> TimestampedValue:
-    slot_ms = (release_ms if self._shape.baseline == TRAILING
-               else release_ms - self._shape.period_ms)
-    return TimestampedValue(baselines, Timestamp(micros=slot_ms * 1000))
+    return TimestampedValue(baselines, Timestamp(micros=self._shape.slot_ms(release_ms) * 1000))
 
   def process(self, element, pending=beam.DoFn.StateParam(PENDING),
               released=beam.DoFn.StateParam(RELEASED), timer=beam.DoFn.TimerParam(RELEASE)):
@@ -388,7 +401,7 @@ class BaselinesPerSlot(beam.PTransform):
         | 'KeyByRelease' >> beam.ParDo(_keyed_by_release)
         | 'InGlobalWindow' >> beam.WindowInto(window.GlobalWindows()))
     markers = to_judge | 'SlotMarkers' >> beam.ParDo(_SlotMarkerFn(shape))
-    memory_ms = round(self._lateness_s * 1000) + shape.size_ms + 2 * shape.period_ms
+    memory_ms = round(self._lateness_s * 1000) + shape.size_ms + 2 * shape.period_ms + shape.lag_ms
     return (
         (per_slot, markers)
         | 'WithMarkers' >> beam.Flatten()
