@@ -61,6 +61,7 @@ class Step(NamedTuple):
   start_from: Optional[str] = None
   rate_fraction: float = 1.0
   rss_series: bool = False
+  job_args: Tuple[str, ...] = ()  # options of the job under test, beyond the bench's own
 
 
 def trial_seconds(step: Step) -> float:
@@ -126,6 +127,8 @@ def quick_plan() -> List[Step]:
       Step('ours_embedded', 'max', 'anomaly', 'embedded', start=16000.0, resolution=0.25,
            max_trials=3),
       _memory(),
+      # Latency with the baselines one period older (--baseline_lag): no wait at slot starts.
+      _latency('cluster')._replace(key='latency_cluster_lag', job_args=('--baseline_lag=10',)),
       *_cost_steps('embedded', search=False),
   ]
 
@@ -214,6 +217,7 @@ def describe(step: Step) -> Dict:
   """The step as the results file records it."""
   out = step._asdict()
   out['rates'] = list(step.rates)
+  out['job_args'] = list(step.job_args)
   out['max_trials'] = trial_count(step)
   out['estimate_s'] = round(trial_count(step) * trial_seconds(step))
   return out

@@ -229,6 +229,8 @@ def row_of(step: Dict) -> List[str]:
   elif step.get('stopped'):
     note = (note + '; ' if note else '') + step['stopped']
   cpu = ((trial or {}).get('cpu') or {}).get('cpu_ms_per_reading')
+  if step.get('job_args'):
+    what += ' (' + ' '.join(f'`{arg}`' for arg in step['job_args']) + ')'
   return [what, JOB_NAMES.get(step['job'], step['job']), step['mode'],
           f"{step['sensors']:,}", str(step['parallelism']), rate, _latency_cell(trial),
           'n/a' if cpu is None else f'{cpu:.2f}', rss_cell(trial), _short(note)]

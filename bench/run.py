@@ -110,7 +110,7 @@ def executor(addresses: Dict[str, str], log: Callable[[str], None]):
     return measure.search(
         plan.trial_args(step, addresses['bootstrap'], addresses['expansion_service'],
                         addresses['flink_master']),
-        [], start, None if step.search else rates, step.resolution, plan.trial_count(step),
+        list(step.job_args), start, None if step.search else rates, step.resolution, plan.trial_count(step),
         trial_s + plan.TIMEOUT_MARGIN_S, log=log, factor=step.factor,
         may_start=lambda: budget.allows(trial_s))
   return execute

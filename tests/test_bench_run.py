@@ -62,7 +62,9 @@ def test_default_quick_plan_fits_its_budget_with_every_part_the_issue_asks_for()
   assert sorted(cost) == [(100, 1), (100, 2), (10_000, 1), (10_000, 2), (100_000, 1),
                           (100_000, 2)]
   assert all(not s.search for s in steps if s.purpose in ('cost', 'latency'))
-  assert [s.rates for s in steps if s.purpose == 'latency'] == [(5000.0,)]
+  # at 5,000 readings/s: the job as it is, and with the baselines one period older
+  assert [(s.rates, s.job_args) for s in steps if s.purpose == 'latency'] == [
+      ((5000.0,), ()), ((5000.0,), ('--baseline_lag=10',))]
   memory = [s for s in steps if s.purpose == 'memory']
   assert len(memory) == 1 and memory[0].measure == 600 and memory[0].rss_series
 
@@ -83,7 +85,8 @@ def test_a_smaller_budget_leaves_out_the_lowest_priority_steps_first():
   assert [s.key for s in steps] == ['ours_cluster', 'java_cluster', 'zscore_cluster',
                                     'latency_cluster', 'ours_embedded']
   assert [s.max_trials for s in steps if s.search] == [3, 2, 2, 3]
-  assert [d['key'] for d in dropped][:2] == ['memory_cluster', 'cost_embedded_s100_p1']
+  assert [d['key'] for d in dropped][:3] == ['memory_cluster', 'latency_cluster_lag',
+                                              'cost_embedded_s100_p1']
   assert all(d['status'] == 'skipped' and '40 min budget' in d['reason'] for d in dropped)
   assert plan.estimate_s(steps) <= 40 * 60
 
@@ -99,7 +102,7 @@ def test_then_searches_shorten_the_longest_first_and_at_last_headline_steps_go()
   # 1,185 s > 1,020 s: java 2 -> 1 (990 s)
   assert [plan.trial_count(s) for s in steps] == [2, 1, 1, 1]
   steps, dropped, _ = plan.build('quick', budget_min=1)
-  assert steps == [] and len(dropped) == 12
+  assert steps == [] and len(dropped) == 13
 
 
 def test_resolve_rate_uses_an_earlier_max_or_keeps_the_default():
@@ -187,6 +190,14 @@ def test_latency_of_survivors_at_an_unsustained_rate_is_flagged():
   assert figs['latency_at_5000']['p99_ms']['value'] == 48_000
   assert 'true latencies are higher' in figs['latency_at_5000']['note']
   assert report.targets(figs)['p99 <= 2,000 ms at 5,000 readings/s']['state'] == 'missed'
+
+
+def test_a_step_with_job_options_names_them_in_its_row():
+  steps = headline_steps()
+  lagged = dict(steps['latency_cluster'], key='latency_cluster_lag',
+                job_args=['--baseline_lag=10'])
+  assert report.row_of(lagged)[0] == 'latency (`--baseline_lag=10`)'
+  assert report.row_of(steps['latency_cluster'])[0] == 'latency'
 
 
 def test_memory_trend_comes_from_the_ten_minute_trial_of_the_full_plan():
@@ -438,7 +449,7 @@ def test_main_with_a_small_budget_reports_the_left_out_steps_as_skipped(fake_run
   assert run.main(['--out_dir', str(tmp_path / 'b'), '--budget_min', '40', '--no_readme']) == 0
   doc = json.loads((tmp_path / 'b' / 'latest.json').read_text(encoding='utf-8'))
   skipped = [s for s in doc['steps'] if s['status'] == 'skipped']
-  assert [s['key'] for s in skipped][0] == 'memory_cluster' and len(skipped) == 7
+  assert [s['key'] for s in skipped][0] == 'memory_cluster' and len(skipped) == 8
   assert all(s['max_rps'] is None and 'budget' in s['reason'] for s in skipped)
 
 
