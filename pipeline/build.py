@@ -1,6 +1,6 @@
 """build_pipeline: raw records in, every output of the job out. No sources, no sinks."""
 
-from typing import Dict
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -9,6 +9,7 @@ from pipeline.options import event_time_bounds_ms, validate
 from transforms.baseline import BaselineShape
 from transforms.detect import DetectAnomalies
 from transforms.parse import ParseReadings, RecordParser
+from transforms.records import RawRecord
 from transforms.rules import Rule
 
 OUTPUTS = ('alerts', 'window_stats', 'dead_letters', 'late')
@@ -28,16 +29,20 @@ def make_shape(options: PipelineOptions) -> BaselineShape:
                        round(opts.baseline_lag * 1000))
 
 
-def build_pipeline(records: beam.PCollection, options: PipelineOptions) -> Dict[str, beam.PCollection]:
+def build_pipeline(records: beam.PCollection, options: PipelineOptions,
+                   unpack: Optional[Callable[[Any], Iterable[RawRecord]]] = None
+                   ) -> Dict[str, beam.PCollection]:
   """RawRecords -> {'alerts': dicts, 'window_stats': SensorWindowStats,
-  'dead_letters': DeadLetters, 'late': Readings}."""
+  'dead_letters': DeadLetters, 'late': Readings}. With `unpack`, an element of `records` is
+  a group of records and unpack(element) its RawRecords (Kafka record blocks)."""
   opts = validate(options)
   min_ts_ms, max_ts_ms = event_time_bounds_ms(opts)
   parser = RecordParser(opts.input_format, opts.max_record_bytes, min_ts_ms, max_ts_ms,
                         max_future_ms=int(opts.max_clock_skew * 1000))
   # As late as the windows accept (allowed lateness + one period, see DetectAnomalies).
   parsed = records | 'ParseReadings' >> ParseReadings(
-      parser, max_delay_ms=round((opts.allowed_lateness + opts.window_period) * 1000))
+      parser, max_delay_ms=round((opts.allowed_lateness + opts.window_period) * 1000),
+      unpack=unpack, batched=True)
   detected = parsed['readings'] | 'DetectAnomalies' >> DetectAnomalies(
       make_rule(opts), make_shape(opts), opts.allowed_lateness)
   return {

@@ -266,11 +266,18 @@ class _ReadFromKafkaEventTime(ReadFromKafka):
 
 class ReadSensorRecords(beam.PTransform):
   """Kafka readings topic -> RawRecords (bytes untouched, with topic/partition/offset/time),
-  each timestamped with its Kafka timestamp."""
+  each timestamped with its Kafka timestamp.
 
-  def __init__(self, opts: KafkaOptions):
+  blocks=True: with the event-time policy the output is the record blocks themselves
+  (bytes, each stamped with its earliest record's timestamp), for a consumer that unpacks
+  them where it reads them; `unpack` is then unpack_record_block (None when the output is
+  RawRecords)."""
+
+  def __init__(self, opts: KafkaOptions, blocks: bool = False):
     super().__init__()
     self._opts = opts
+    self.unpack = (unpack_record_block
+                   if blocks and opts.timestamp_policy == EVENT_TIME_POLICY else None)
 
   def expand(self, pbegin):
     opts = self._opts
@@ -290,6 +297,8 @@ class ReadSensorRecords(beam.PTransform):
             max_num_records=opts.max_num_records,
             start_read_time=start_read_time_ms(opts),
             expansion_service=opts.expansion_service))
+    if self.unpack is not None:
+      return records
     if event_time:
       return records | 'UnpackRecordBlocks' >> beam.FlatMap(_unpack_timestamped)
     return records | 'ToRawRecord' >> beam.Map(row_to_raw_record)

@@ -60,8 +60,9 @@ def make_pipeline(argv: List[str]) -> beam.Pipeline:
     options.view_as(StandardOptions).streaming = True
   number_external_transforms_afresh()  # a savepoint must fit the ids of any later build
   p = beam.Pipeline(options=options)
-  records = p | 'ReadSensorRecords' >> ReadSensorRecords(kafka)
-  outputs = build_pipeline(records, options)
+  read = ReadSensorRecords(kafka, blocks=True)  # parsed where they are unpacked
+  records = p | 'ReadSensorRecords' >> read
+  outputs = build_pipeline(records, options, unpack=read.unpack)
   write_outputs(outputs, kafka)
   archive_outputs(outputs, options)
   return p

@@ -9,7 +9,7 @@ from apache_beam.transforms.window import GlobalWindow, IntervalWindow
 from tests.fakes import Bag, State, Timer
 from tests.streaming import T0
 from transforms.baseline import SensorWindowStats, _sensor_parts
-from transforms.batch import (SHARDS, ReadingBatch, ReadingBatchCoder, _BatchPerShardFn,
+from transforms.batch import (SHARDS, ReadingBatch, ReadingBatchCoder, ShardBatcher,
                               batches_by_slot, shard_of)
 from transforms.judge import (SCORE_BAGS, Judged, JudgedBatch, JudgedBatchCoder, ScoreReadingsFn,
                              judged_of_row, judged_row)
@@ -35,14 +35,13 @@ def test_a_bundle_becomes_one_batch_per_shard_and_window_at_its_earliest_reading
   a, b = 'sensor-a', next(f'sensor-{k}' for k in range(100)
                           if shard_of(f'sensor-{k}') != shard_of('sensor-a'))
   glob, other = GlobalWindow(), IntervalWindow(0, 10)
-  fn = _BatchPerShardFn()
-  fn.start_bundle()
+  batcher = ShardBatcher()
   readings = [Reading(a, 1.0, T0 + 5000), Reading(b, 2.0, T0 + 1000),
               Reading(a, 3.0, T0 + 2000), Reading(a, 4.0, T0 + 9000)]
   for reading in readings:
-    assert list(fn.process(reading, glob) or ()) == []  # nothing before the bundle ends
-  fn.process(Reading(a, 5.0, T0), other)
-  out = sorted(fn.finish_bundle(), key=lambda wv: (wv.value[0], wv.timestamp))
+    batcher.add(reading, glob)
+  batcher.add(Reading(a, 5.0, T0), other)
+  out = sorted(batcher.flush(), key=lambda wv: (wv.value[0], wv.timestamp))
   got = {(wv.value[0], wv.windows[0]): (wv.timestamp.micros // 1000, wv.value[1]) for wv in out}
   assert got == {
       # a's readings in the global window, in arrival order, stamped with the earliest: 2 s
@@ -50,8 +49,7 @@ def test_a_bundle_becomes_one_batch_per_shard_and_window_at_its_earliest_reading
       (shard_of(b), glob): (T0 + 1000, ReadingBatch((readings[1],))),
       (shard_of(a), other): (T0, ReadingBatch((Reading(a, 5.0, T0),))),
   }
-  fn.start_bundle()
-  assert list(fn.finish_bundle()) == []  # a new bundle starts empty
+  assert list(batcher.flush()) == []  # flushed: the next bundle starts empty
 
 
 def test_batches_by_slot():

@@ -4,9 +4,10 @@ Why: on Flink every element that leaves a Python step crosses the Fn API to the 
 back, and a keyed or side-input step keeps it in the runner's state on the way. Per reading
 that cost several times what the detection itself costs (a profile at 1,500 readings/s put
 most of the Python worker's time in Beam's per-element path: decoding, windowing, DoFn
-invocation, encoding). So the readings of one bundle are grouped by shard right after
-parsing and stay grouped: the late gate, the per-period statistics, the judge and the scorer
-each take one element per shard and slot, not one per reading.
+invocation, encoding). So the readings of one bundle are grouped by shard as they are
+parsed (ShardBatcher, in transforms/parse.py's ParseReadings) and stay grouped: the late
+gate, the per-period statistics, the judge and the scorer each take one element per shard
+and slot, not one per reading.
 
 A shard is a stable hash of the sensor id (zlib.crc32, the same in every process, unlike
 hash()); the gate and the scorer are keyed by it, so both see every reading of a sensor.
@@ -16,7 +17,6 @@ import pickle
 import zlib
 from typing import Dict, NamedTuple, Tuple
 
-import apache_beam as beam
 from apache_beam import coders
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
@@ -56,18 +56,16 @@ class ReadingBatchCoder(coders.Coder):
 coders.registry.register_coder(ReadingBatch, ReadingBatchCoder)
 
 
-class _BatchPerShardFn(beam.DoFn):
-  """Readings -> one (shard, ReadingBatch) per shard and window of each bundle.
+class ShardBatcher:
+  """The open batches of one bundle: readings -> one (shard, ReadingBatch) per shard and
+  window, emitted when the bundle finishes (flush), each stamped with the event time of its
+  earliest reading: never later than any reading in it, so a batch is late only if one of
+  its readings is, and the runner holds the watermark until the bundle has finished."""
 
-  A batch is emitted when its bundle finishes, stamped with the event time of its earliest
-  reading: never later than any reading in it, so a batch is late only if one of its
-  readings is, and the runner holds the watermark until the bundle has finished.
-  """
-
-  def start_bundle(self):
+  def __init__(self):
     self._open: Dict[tuple, list] = {}  # (window, shard) -> [earliest ts_ms, readings]
 
-  def process(self, reading, win=beam.DoFn.WindowParam):
+  def add(self, reading: Reading, win) -> None:
     key = (win, shard_of(reading.sensor_id))
     batch = self._open.get(key)
     if batch is None:
@@ -77,19 +75,12 @@ class _BatchPerShardFn(beam.DoFn):
       if reading.ts_ms < batch[0]:
         batch[0] = reading.ts_ms
 
-  def finish_bundle(self):
+  def flush(self):
+    """WindowedValues of (shard, ReadingBatch), one per open batch; none are open after."""
     for (win, shard), (earliest_ms, readings) in self._open.items():
       yield WindowedValue((shard, ReadingBatch(tuple(readings))),
                           Timestamp(micros=earliest_ms * 1000), [win])
     self._open = {}
-
-
-class BatchPerShard(beam.PTransform):
-  """Readings (timestamped at event time) -> (shard, ReadingBatch) pairs."""
-
-  def expand(self, readings):
-    return readings | 'BatchPerShard' >> beam.ParDo(_BatchPerShardFn()).with_output_types(
-        Tuple[int, ReadingBatch])
 
 
 def batches_by_slot(readings, period_ms: int) -> Dict[int, list]:

@@ -1,13 +1,14 @@
-"""DetectAnomalies: readings in, alerts, window statistics and late readings out.
+"""DetectAnomalies: batches of readings in, alerts, window statistics and late readings out.
 
-    readings ─ BatchPerShard ─ GateLateReadings ─┬─ late ─────────────────────────────────> late
-                                                 └─ on time ─┬─ SlidingWindowStats ─┬───────> window_stats
-                                                             ├─ (slot markers) ─────┴ BaselinesPerSlot ┐
-                                                             └─ FixedWindows(period) ─ Judge <─────────┘ ─> alerts
-                                  (likelihood rule: Judge ─ GlobalWindows ─ ScorePerSensor ─> alerts)
+    batches ─ GateLateReadings ─┬─ late ─────────────────────────────────> late
+                                └─ on time ─┬─ SlidingWindowStats ─┬───────> window_stats
+                                            ├─ (slot markers) ─────┴ BaselinesPerSlot ┐
+                                            └─ FixedWindows(period) ─ Judge <─────────┘ ─> alerts
+                 (likelihood rule: Judge ─ GlobalWindows ─ ScorePerSensor ─> alerts)
 
-From BatchPerShard to the alerts, an element is a batch: the readings of one shard of
-sensors (and, after the gate, of one slot) from one bundle (transforms/batch.py).
+Up to the alerts, an element is a batch: the readings of one shard of sensors (and, after
+the gate, of one slot) from one bundle (transforms/batch.py), as ParseReadings(batched=True)
+makes them.
 """
 
 from typing import Any, Dict, Tuple
@@ -16,14 +17,13 @@ import apache_beam as beam
 from apache_beam.transforms import window
 
 from transforms.baseline import BaselineShape, BaselinesPerSlot, SlidingWindowStats
-from transforms.batch import BatchPerShard
 from transforms.judge import JudgedBatch, JudgeReadingsFn, ScoreReadingsFn
 from transforms.late_gate import GateLateReadings
 from transforms.rules import Rule
 
 
 class DetectAnomalies(beam.PTransform):
-  """Readings (timestamped at event time) -> {'alerts', 'window_stats', 'late'}."""
+  """(shard, ReadingBatch) pairs (transforms/batch.py) -> {'alerts', 'window_stats', 'late'}."""
 
   def __init__(self, rule: Rule, shape: BaselineShape, allowed_lateness_s: float):
     super().__init__()
@@ -35,8 +35,7 @@ class DetectAnomalies(beam.PTransform):
     # The gate's clock can lag the watermark by about one period (see late_gate).
     self._window_lateness_s = allowed_lateness_s + self._period_s
 
-  def expand(self, readings):
-    batches = readings | 'BatchPerShard' >> BatchPerShard()
+  def expand(self, batches):
     gated = batches | 'GateLateReadings' >> GateLateReadings(
         self._lateness_s, self._period_s,
         horizon_s=self._lateness_s + self._size_s + self._period_s)

@@ -9,12 +9,13 @@ reason, counted per reason by ParseReadings.
 import json
 import math
 from datetime import datetime
-from typing import Any, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Tuple, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import TimestampedValue
 
+from transforms.batch import ReadingBatch, ShardBatcher
 from transforms.records import DeadLetter, RawRecord, Reading
 
 METRICS_NAMESPACE = 'anomaly'
@@ -182,13 +183,23 @@ class RecordParser:
 
 
 class _ParseFn(beam.DoFn):
-  """Emits timestamped Readings on the main output, DeadLetters on 'dead_letters', and
-  readings that reached the source more than max_delay_ms after their event time on 'late'.
+  """Emits Readings on the main output, DeadLetters on 'dead_letters', and readings that
+  reached the source more than max_delay_ms after their event time on 'late'.
+
+  The readings leave timestamped at their event time, or, batched, as one (shard,
+  ReadingBatch) per shard and bundle (transforms/batch.ShardBatcher). With `unpack`, an
+  element is a group of records (a Kafka record block) and unpack(element) yields its
+  RawRecords; a dead letter or late reading is then stamped with its own record's source
+  timestamp, as if each record had been an element.
   """
 
-  def __init__(self, parser: RecordParser, max_delay_ms: Optional[int] = None):
+  def __init__(self, parser: RecordParser, max_delay_ms: Optional[int] = None,
+               unpack: Optional[Callable[[Any], Iterable[RawRecord]]] = None,
+               batched: bool = False):
     self._parser = parser
     self._max_delay_ms = max_delay_ms
+    self._unpack = unpack
+    self._batched = batched
     self._readings = Metrics.counter(METRICS_NAMESPACE, 'readings')
     self._late = Metrics.counter(METRICS_NAMESPACE, 'late_readings')
     self._dead = {
@@ -196,27 +207,52 @@ class _ParseFn(beam.DoFn):
         for reason in DEAD_LETTER_REASONS
     }
     self._dead_total = Metrics.counter(METRICS_NAMESPACE, 'dead_letters')
+    self._batcher = None
 
-  def process(self, record):
-    result = self._parser.parse(record)
-    if isinstance(result, DeadLetter):
-      self._dead[result.reason].inc()
-      self._dead_total.inc()
-      yield beam.pvalue.TaggedOutput(ParseReadings.DEAD_LETTERS, result)
-    else:
-      self._readings.inc()
+  def start_bundle(self):
+    self._batcher = ShardBatcher() if self._batched else None
+
+  def process(self, element, win=beam.DoFn.WindowParam):
+    records = (element,) if self._unpack is None else self._unpack(element)
+    readings = 0
+    for record in records:
+      result = self._parser.parse(record)
+      if isinstance(result, DeadLetter):
+        self._dead[result.reason].inc()
+        self._dead_total.inc()
+        yield beam.pvalue.TaggedOutput(ParseReadings.DEAD_LETTERS, self._stamped(result, record))
+        continue
+      readings += 1
       source_ms = record.timestamp_ms
       if (self._max_delay_ms is not None and source_ms is not None
           and result.ts_ms < source_ms - self._max_delay_ms):
         self._late.inc()
-        yield beam.pvalue.TaggedOutput(ParseReadings.LATE, result)
+        yield beam.pvalue.TaggedOutput(ParseReadings.LATE, self._stamped(result, record))
+      elif self._batcher is not None:
+        self._batcher.add(result, win)
       else:
         yield TimestampedValue(result, result.ts_ms / 1000.0)
+    if readings:
+      self._readings.inc(readings)
+
+  def finish_bundle(self):
+    if self._batcher is not None:
+      yield from self._batcher.flush()
+
+  def _stamped(self, value, record: RawRecord):
+    if self._unpack is None or record.timestamp_ms is None:
+      return value  # the element's own timestamp is the record's
+    return TimestampedValue(value, record.timestamp_ms / 1000.0)
 
 
 class ParseReadings(beam.PTransform):
   """RawRecords -> {'readings': Readings at event time, 'dead_letters': DeadLetters,
   'late': Readings that arrived too late}.
+
+  batched: 'readings' holds (shard, ReadingBatch) pairs instead, one per shard and bundle
+  (what DetectAnomalies takes). unpack: the elements are groups of records, unpack(element)
+  their RawRecords (pipeline/kafka_io.py's record blocks): parsing them where they arrive
+  spares each record its own trip through Beam's per-element machinery.
 
   max_delay_ms: a reading whose record reached the source (its Kafka timestamp) more than
   this after the reading's event time is late at once: the watermark follows the source
@@ -229,15 +265,21 @@ class ParseReadings(beam.PTransform):
   DEAD_LETTERS = 'dead_letters'
   LATE = 'late'
 
-  def __init__(self, parser: RecordParser, max_delay_ms: Optional[int] = None):
+  def __init__(self, parser: RecordParser, max_delay_ms: Optional[int] = None,
+               unpack: Optional[Callable[[Any], Iterable[RawRecord]]] = None,
+               batched: bool = False):
     super().__init__()
     self._parser = parser
     self._max_delay_ms = max_delay_ms
+    self._unpack = unpack
+    self._batched = batched
 
   def expand(self, records):
-    results = records | 'Parse' >> beam.ParDo(
-        _ParseFn(self._parser, self._max_delay_ms)).with_outputs(
-            self.DEAD_LETTERS, self.LATE, main=self.READINGS)
+    parse = beam.ParDo(_ParseFn(self._parser, self._max_delay_ms, self._unpack, self._batched))
+    if self._batched:
+      parse = parse.with_output_types(Tuple[int, ReadingBatch])
+    results = records | 'Parse' >> parse.with_outputs(
+        self.DEAD_LETTERS, self.LATE, main=self.READINGS)
     return {self.READINGS: results[self.READINGS],
             self.DEAD_LETTERS: results[self.DEAD_LETTERS],
             self.LATE: results[self.LATE]}
