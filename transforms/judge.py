@@ -230,6 +230,7 @@ class ScoreReadingsFn(beam.DoFn):
   def start_bundle(self):
     self._armed = set()
 
+  # One parameter per bag: Beam finds state cells by the DoFn's signature (SCORE_BAGS of them).
   def process(self, element,
               p0=beam.DoFn.StateParam(PENDING[0]), p1=beam.DoFn.StateParam(PENDING[1]),
               p2=beam.DoFn.StateParam(PENDING[2]), p3=beam.DoFn.StateParam(PENDING[3]),
