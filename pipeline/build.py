@@ -44,7 +44,7 @@ def build_pipeline(records: beam.PCollection, options: PipelineOptions,
       parser, max_delay_ms=round((opts.allowed_lateness + opts.window_period) * 1000),
       unpack=unpack, batched=True)
   detected = parsed['readings'] | 'DetectAnomalies' >> DetectAnomalies(
-      make_rule(opts), make_shape(opts), opts.allowed_lateness)
+      make_rule(opts), make_shape(opts), opts.allowed_lateness, opts.score_order)
   return {
       'alerts': detected['alerts'],
       'window_stats': detected['window_stats'],

@@ -10,6 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.baseline import BASELINES
 from transforms.parse import INPUT_FORMATS, parse_epoch_or_iso_ms
+from transforms.judge import SCORE_ORDERS
 from transforms.rules import DEFAULT_THRESHOLDS, LIKELIHOOD, RULES
 
 
@@ -106,6 +107,13 @@ class AnomalyOptions(PipelineOptions):
         help='likelihood: half-life, in seconds of event time, of the '
         'per-sensor mean and variance of deviations that a deviation is '
         'compared with. Default: 3600.')
+    group.add_argument(
+        '--score_order', choices=SCORE_ORDERS, default='arrival',
+        help='likelihood: in which order a sensor\'s readings are scored. arrival: as '
+        'they come, at once (the same scores as event_time when each sensor\'s '
+        'readings arrive in order, as from one Kafka partition); event_time: sorted by '
+        'event time, each waiting until the watermark passes it (exact for any '
+        'delivery order, about a second more alert latency on Flink). Default: arrival.')
     group.add_argument(
         '--alert_hold', type=float, default=60.0,
         help='likelihood: seconds after a high score during which scores not '

@@ -10,6 +10,7 @@ import pytest
 
 from backtest import nab, nab_score
 from backtest.replay import replay_series, window_stats
+from transforms.judge import SCORE_ORDERS
 from backtest.run import DEFAULT_DETECTOR, read_series, run_backtest
 from pipeline.build import make_rule, make_shape
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -51,10 +52,13 @@ def synthetic(sensor, seed, n=120):
   return out
 
 
-def test_backtest_scores_equal_the_streaming_jobs():
+@pytest.mark.parametrize('score_order', SCORE_ORDERS)
+def test_backtest_scores_equal_the_streaming_jobs(score_order):
+  # each sensor's readings in event-time order: both score orders give the replay's scores
   series = {'a': synthetic('a', 1), 'b': synthetic('b', 2)}
   records = [json_record(s, v, t) for s, rows in series.items() for t, v in rows]
-  outputs, _ = streaming.run_stream([('add', records)], SMALL_SCALE)
+  outputs, _ = streaming.run_stream([('add', records)],
+                                    [*SMALL_SCALE, f'--score_order={score_order}'])
   streamed = {(a['sensor_id'], a['value']): a['score'] for a in outputs['alerts']}
   options = PipelineOptions(SMALL_SCALE)
   rule, shape = make_rule(options), make_shape(options)

@@ -11,9 +11,10 @@ from tests.streaming import T0
 from transforms.baseline import SensorWindowStats, _sensor_parts
 from transforms.batch import (SHARDS, ReadingBatch, ReadingBatchCoder, ShardBatcher,
                               batches_by_slot, shard_of)
-from transforms.judge import (SCORE_BAGS, Judged, JudgedBatch, JudgedBatchCoder, ScoreReadingsFn,
-                             judged_of_row, judged_row)
-from transforms.records import Reading
+from transforms.detectors import ScoreState
+from transforms.judge import (SCORE_BAGS, Judged, JudgedBatch, JudgedBatchCoder, ScoreOnArrivalFn,
+                             ScoreReadingsFn, judged_of_row, judged_row)
+from transforms.records import Reading, iso_ms
 from transforms.rules import Rule
 from transforms.stats import EMPTY, MergedPartsFn, WindowStatsFn, accumulate
 
@@ -156,3 +157,47 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
   fn.start_bundle()
   process(older)
   assert sorted(timer.history[-2:]) == [(T0 + 500) / 1000, (T0 + 2000) / 1000]
+
+
+def test_scorer_on_arrival_scores_at_once_like_event_order_when_readings_come_in_order():
+  rule = Rule('likelihood', 0.5)
+  window = SensorWindowStats('s', T0 - 60000, T0, WindowStatsFn().extract_output(
+      accumulate([10.0, 11.0, 12.0])), 'ON_TIME')
+  # sensor s: 40 quiet readings, then one far off; sensor t: quiet throughout
+  readings = [Reading('s', 10.5 + k % 3 * 0.5, T0 + 100 * k) for k in range(40)] + [
+      Reading('s', 90.0, T0 + 4000)] + [
+      Reading('t', 10.5 + k % 3 * 0.5, T0 + 100 * k + 50) for k in range(41)]
+  rows = [judged_row(r, rule.deviation(r.value, window.stats, None), window, None)
+          for r in readings]
+  # the reference: every reading scored one by one in event-time order
+  scorer, expected, alerting = rule.scorer(), {}, []
+  for row in sorted(rows, key=lambda row: row[0][2]):
+    (sensor_id, value, ts_ms, _), dev, _, _ = row
+    expected[sensor_id], score = scorer.update(expected.get(sensor_id) or ScoreState(),
+                                               ts_ms, value, dev)
+    if score > rule.threshold:
+      alerting.append(ts_ms)
+  assert alerting == [T0 + 4000]  # the case can fail: the far reading must alert
+
+  class Counting(State):
+    reads = 0
+
+    def read(self):
+      Counting.reads += 1
+      return super().read()
+
+  fn, states = ScoreOnArrivalFn(rule), Counting()
+  in_order = sorted(rows, key=lambda row: row[0][2])
+  # batches as they would come: each in order of arrival, a batch's rows in any order
+  batches = [JudgedBatch(tuple(reversed(in_order[i:i + 7]))) for i in range(0, len(rows), 7)]
+  alerts = []
+  fn.start_bundle()
+  for batch in batches[:6]:
+    alerts += list(fn.process((3, batch), states))
+  assert Counting.reads == 1  # the shard's states are read once per bundle
+  fn.start_bundle()
+  for batch in batches[6:]:
+    alerts += list(fn.process((3, batch), states))
+  assert Counting.reads == 2
+  assert [a['ts'] for a in alerts] == [iso_ms(T0 + 4000)] and alerts[0]['sensor_id'] == 's'
+  assert states.read() == expected  # the same scores, at once, without any timer

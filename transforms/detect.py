@@ -17,7 +17,8 @@ import apache_beam as beam
 from apache_beam.transforms import window
 
 from transforms.baseline import BaselineShape, BaselinesPerSlot, SlidingWindowStats
-from transforms.judge import JudgedBatch, JudgeReadingsFn, ScoreReadingsFn
+from transforms.judge import (EVENT_TIME_ORDER, SCORE_ORDERS, JudgedBatch, JudgeReadingsFn,
+                             ScoreOnArrivalFn, ScoreReadingsFn)
 from transforms.late_gate import GateLateReadings
 from transforms.rules import Rule
 
@@ -25,8 +26,12 @@ from transforms.rules import Rule
 class DetectAnomalies(beam.PTransform):
   """(shard, ReadingBatch) pairs (transforms/batch.py) -> {'alerts', 'window_stats', 'late'}."""
 
-  def __init__(self, rule: Rule, shape: BaselineShape, allowed_lateness_s: float):
+  def __init__(self, rule: Rule, shape: BaselineShape, allowed_lateness_s: float,
+               score_order: str = EVENT_TIME_ORDER):
     super().__init__()
+    if score_order not in SCORE_ORDERS:
+      raise ValueError(f'score_order must be one of {SCORE_ORDERS}')
+    self._score_fn = ScoreReadingsFn if score_order == EVENT_TIME_ORDER else ScoreOnArrivalFn
     self._rule = rule
     self._shape = shape
     self._size_s = shape.size_ms / 1000.0
@@ -60,6 +65,6 @@ class DetectAnomalies(beam.PTransform):
       alerts = (
           judged
           | 'SensorHistory' >> beam.WindowInto(window.GlobalWindows())
-          | 'ScorePerSensor' >> beam.ParDo(ScoreReadingsFn(self._rule))
+          | 'ScorePerSensor' >> beam.ParDo(self._score_fn(self._rule))
           .with_input_types(Tuple[int, JudgedBatch]))
     return {'alerts': alerts, 'window_stats': window_stats, 'late': gated['late']}

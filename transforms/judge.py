@@ -15,7 +15,7 @@ from apache_beam.transforms.userstate import (
     BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer)
 
 from transforms.baseline import SensorBaseline, SensorWindowStats
-from transforms.detectors import ScoreState
+from transforms.detectors import LikelihoodScorer, ScoreState
 from transforms.parse import METRICS_NAMESPACE
 from transforms.records import Reading, iso_ms
 from transforms.rules import Rule, Verdict
@@ -187,6 +187,10 @@ class JudgeReadingsFn(beam.DoFn):
                        self._rule, int(time.time() * 1000))
 
 
+EVENT_TIME_ORDER = 'event_time'
+ARRIVAL_ORDER = 'arrival'
+SCORE_ORDERS = (ARRIVAL_ORDER, EVENT_TIME_ORDER)  # --score_order: ScoreOnArrivalFn, ScoreReadingsFn
+
 SCORE_STEP_MS = 250  # event time that one flush timer of the scorer covers
 SCORE_BAGS = 8  # a step's readings wait in bag (step % SCORE_BAGS)
 
@@ -263,17 +267,59 @@ class ScoreReadingsFn(beam.DoFn):
     if rest:
       pending.add(JudgedBatch(tuple(rest)))
     score_states = states.read() or {}
-    for row in due:
-      (sensor_id, value, ts_ms, _), deviation, window, _ = row
-      score_state, score = self._scorer.update(
-          score_states.get(sensor_id) or ScoreState(), ts_ms, value, deviation)
-      score_states[sensor_id] = score_state
-      if score > self._rule.threshold and window is not None:
-        self._alerts.inc()
-        judged = judged_of_row(row)
-        verdict = Verdict(abs(value - judged.window.stats.mean), score, True)
-        yield make_alert(judged.reading, judged.window, judged.seasonal, verdict, self._rule,
-                         int(time.time() * 1000))
+    yield from _score_rows(self._scorer, self._rule, self._alerts, due, score_states)
+    states.write(score_states)
+
+
+def _score_rows(scorer: LikelihoodScorer, rule: Rule, alerts_counter, rows,
+                score_states: Dict[str, ScoreState]):
+  """Scores judged rows in the order given, updating score_states; yields the alerts."""
+  for row in rows:
+    (sensor_id, value, ts_ms, _), deviation, window, _ = row
+    score_state, score = scorer.update(
+        score_states.get(sensor_id) or ScoreState(), ts_ms, value, deviation)
+    score_states[sensor_id] = score_state
+    if score > rule.threshold and window is not None:
+      alerts_counter.inc()
+      judged = judged_of_row(row)
+      verdict = Verdict(abs(value - judged.window.stats.mean), score, True)
+      yield make_alert(judged.reading, judged.window, judged.seasonal, verdict, rule,
+                       int(time.time() * 1000))
+
+
+class ScoreOnArrivalFn(beam.DoFn):
+  """Per sensor, in the order readings arrive (--score_order=arrival): deviation ->
+  likelihood score -> alert, at once.
+
+  Input as ScoreReadingsFn's. A batch's rows are scored sorted by event time, batches as
+  they come: no reading waits for the watermark, which on Flink trails the readings by
+  a bundle per step of the job (the watermark order cost about a second of alert latency
+  at 5,000 readings/s). The scores equal ScoreReadingsFn's whenever each sensor's readings
+  arrive in event-time order, as they do from one Kafka partition per sensor: the path
+  from the read to here keeps the order of a sensor's readings. A reading that arrives
+  after later ones of its sensor is scored when it arrives, as late data is there.
+
+  A shard's {sensor_id: ScoreState} is read once per bundle: in a bundle only this DoFn
+  changes it (as in the late gate), and every state read is a request to the runner.
+  """
+  STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: ScoreState}
+
+  def __init__(self, rule: Rule):
+    self._rule = rule
+    self._scorer = rule.scorer()
+    self._alerts = Metrics.counter(METRICS_NAMESPACE, 'alerts')
+    self._known = {}
+
+  def start_bundle(self):
+    self._known = {}
+
+  def process(self, element, states=beam.DoFn.StateParam(STATES)):
+    shard, batch = element
+    score_states = self._known.get(shard)
+    if score_states is None:
+      score_states = self._known[shard] = states.read() or {}
+    yield from _score_rows(self._scorer, self._rule, self._alerts,
+                           sorted(batch.rows, key=_row_ts_ms), score_states)
     states.write(score_states)
 
 
