@@ -9,8 +9,8 @@ import math
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.baseline import BASELINES
+from transforms.judge import ARRIVAL_ORDER, SCORE_ORDERS
 from transforms.parse import INPUT_FORMATS, parse_epoch_or_iso_ms
-from transforms.judge import SCORE_ORDERS
 from transforms.rules import DEFAULT_THRESHOLDS, LIKELIHOOD, RULES
 
 
@@ -108,7 +108,7 @@ class AnomalyOptions(PipelineOptions):
         'per-sensor mean and variance of deviations that a deviation is '
         'compared with. Default: 3600.')
     group.add_argument(
-        '--score_order', choices=SCORE_ORDERS, default='arrival',
+        '--score_order', choices=SCORE_ORDERS, default=ARRIVAL_ORDER,
         help='likelihood: in which order a sensor\'s readings are scored. arrival: as '
         'they come, at once (the same scores as event_time when each sensor\'s '
         'readings arrive in order, as from one Kafka partition); event_time: sorted by '

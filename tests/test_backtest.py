@@ -10,9 +10,9 @@ import pytest
 
 from backtest import nab, nab_score
 from backtest.replay import replay_series, window_stats
-from transforms.judge import SCORE_ORDERS
 from backtest.run import DEFAULT_DETECTOR, read_series, run_backtest
 from pipeline.build import make_rule, make_shape
+from transforms.judge import SCORE_ORDERS
 from apache_beam.options.pipeline_options import PipelineOptions
 from tests import streaming
 from tests.streaming import T0, json_record

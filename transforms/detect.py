@@ -17,7 +17,7 @@ import apache_beam as beam
 from apache_beam.transforms import window
 
 from transforms.baseline import BaselineShape, BaselinesPerSlot, SlidingWindowStats
-from transforms.judge import (EVENT_TIME_ORDER, SCORE_ORDERS, JudgedBatch, JudgeReadingsFn,
+from transforms.judge import (ARRIVAL_ORDER, EVENT_TIME_ORDER, SCORE_ORDERS, JudgedBatch, JudgeReadingsFn,
                              ScoreOnArrivalFn, ScoreReadingsFn)
 from transforms.late_gate import GateLateReadings
 from transforms.rules import Rule
@@ -27,7 +27,7 @@ class DetectAnomalies(beam.PTransform):
   """(shard, ReadingBatch) pairs (transforms/batch.py) -> {'alerts', 'window_stats', 'late'}."""
 
   def __init__(self, rule: Rule, shape: BaselineShape, allowed_lateness_s: float,
-               score_order: str = EVENT_TIME_ORDER):
+               score_order: str = ARRIVAL_ORDER):
     super().__init__()
     if score_order not in SCORE_ORDERS:
       raise ValueError(f'score_order must be one of {SCORE_ORDERS}')

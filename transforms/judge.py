@@ -295,8 +295,9 @@ class ScoreOnArrivalFn(beam.DoFn):
   they come: no reading waits for the watermark, which on Flink trails the readings by
   a bundle per step of the job (the watermark order cost about a second of alert latency
   at 5,000 readings/s). The scores equal ScoreReadingsFn's whenever each sensor's readings
-  arrive in event-time order, as they do from one Kafka partition per sensor: the path
-  from the read to here keeps the order of a sensor's readings. A reading that arrives
+  arrive here in event-time order. From one Kafka partition per sensor they do as long as
+  the steps on the way keep a sensor's readings in order (FIFO channels, which Flink's
+  are; not checked for every parallelism). A reading that arrives
   after later ones of its sensor is scored when it arrives, as late data is there.
 
   A shard's {sensor_id: ScoreState} is read once per bundle: in a bundle only this DoFn

@@ -3,8 +3,9 @@
 Every rule yields a `score` that is compared with the threshold, so an alert
 always says by how much it crossed the line:
   likelihood: score in [0, 1] from the deviation against the trailing and
-              seasonal baselines, post-processed per sensor in event-time
-              order (transforms/detectors.py); the default
+              seasonal baselines, post-processed per sensor in the order
+              of --score_order (transforms/detectors.py, transforms/judge.py);
+              the default
   absolute: score = |value - mean|                       (the original job: > 50)
   relative: score = |value - mean| / |mean|
   zscore:   score = |value - mean| / max(stddev, min_stddev)
