@@ -124,17 +124,20 @@ case "${1:-}" in
     "$ROOT/runners/fetch_flink.sh"
     [[ -x "$VENV_PYTHON" ]] || die "no Python environment at $VENV_PYTHON (needed for the worker pool)"
     t0=$SECONDS
+    started=()  # what this start launched: all a failed start stops (a running job keeps the rest)
     if ! pid_of flink-jobmanager >/dev/null; then
       port_free_or_die 127.0.0.1 "$FLINK_REST_PORT" "Flink REST"
       port_free_or_die 127.0.0.1 6123 "Flink JobManager RPC"
       write_conf
       start_daemon flink-jobmanager "$FLINK_HOME/bin/jobmanager.sh" start-foreground
+      started+=(flink-jobmanager)
     fi
     for name in $(taskmanager_names); do
       if ! pid_of "$name" >/dev/null; then
         # Its own log file name (FLINK_IDENT_STRING) and resource id.
         start_daemon "$name" env FLINK_IDENT_STRING="$name" \
           "$FLINK_HOME/bin/taskmanager.sh" start-foreground -Dtaskmanager.resource-id="$name"
+        started+=("$name")
       fi
     done
     if ! pid_of worker-pool >/dev/null; then
@@ -144,15 +147,21 @@ case "${1:-}" in
       start_daemon worker-pool env PATH="$(dirname "$VENV_PYTHON"):$PATH" \
         "$VENV_PYTHON" -m runners.worker_pool --port="$WORKER_POOL_PORT" \
         --state_cache_mb="${WORKER_STATE_CACHE_MB:-0}"
+      started+=(worker-pool)
     fi
     timeout="${FLINK_START_TIMEOUT:-90}"
+    stop_started() {
+      local name
+      for name in "${started[@]}"; do stop_daemon "$name" 30; done
+      exit 1
+    }
     if ! wait_until flink-jobmanager "$timeout" rest_ready \
         || ! wait_until worker-pool "$timeout" port_open 127.0.0.1 "$WORKER_POOL_PORT"; then
-      "$0" stop
-      exit 1
+      log "overview: $(curl -fsS "http://localhost:$FLINK_REST_PORT/overview" 2>&1 || true)"
+      stop_started
     fi
     for name in $(taskmanager_names); do
-      pid_of "$name" >/dev/null || { log "$name died; see $LOGS/$name.log"; "$0" stop; exit 1; }
+      pid_of "$name" >/dev/null || { log "$name died; see $LOGS/$name.log"; stop_started; }
     done
     log "ready after $((SECONDS - t0)) s: REST http://localhost:$FLINK_REST_PORT, worker pool localhost:$WORKER_POOL_PORT"
     ;;

@@ -40,8 +40,12 @@ def recorded_pid(name: str) -> int:
 
 
 def script(name: str, command: str) -> None:
-  subprocess.run([os.path.join(ROOT, 'runners', name), command], cwd=ROOT, check=True,
-                 capture_output=True, text=True)
+  """Run a project script; a failure says what the script printed (CI shows only this)."""
+  done = subprocess.run([os.path.join(ROOT, 'runners', name), command], cwd=ROOT,
+                        capture_output=True, text=True)
+  if done.returncode != 0:
+    raise RuntimeError(f'runners/{name} {command} exited {done.returncode}:\n'
+                       f'{done.stdout[-3000:]}{done.stderr[-6000:]}')
 
 
 def _wait_dead(pid: int, timeout_s: float = 30.0) -> None:
