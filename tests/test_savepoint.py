@@ -55,3 +55,31 @@ def test_each_build_numbers_cross_language_transforms_as_a_fresh_process():
   ExternalTransform('beam:test:y', b'')  # another pipeline built by the same process
   number_external_transforms_afresh()
   assert ExternalTransform('beam:test:x', b'')._external_namespace == first_build
+
+
+def test_a_stop_without_drain_cancels_after_the_savepoint_instead_of_finishing(monkeypatch):
+  # Flink's /stop finishes the sources, and Beam's source wrapper then sends the final
+  # watermark: wrong alerts from the stopping job (runners/flink_rest.py). The real stop and
+  # resume is tests/test_fault.py::...[savepoint_and_resume].
+  from runners import flink_rest
+  calls = []
+  states = iter(['CANCELLING', 'CANCELED'])
+
+  def call(path, method='GET', body=None, rest=None):
+    calls.append((method, path, body))
+    if method == 'POST':
+      return {'request-id': 't1'}
+    if path.endswith('/savepoints/t1'):
+      return {'status': {'id': 'COMPLETED'}, 'operation': {'location': 'file:/sp/1'}}
+    return {'state': next(states)}
+
+  monkeypatch.setattr(flink_rest, 'call', call)
+  monkeypatch.setattr(flink_rest.time, 'sleep', lambda s: None)
+  assert flink_rest.stop_with_savepoint('j', 'file:/sp') == 'file:/sp/1'
+  assert calls[0] == ('POST', '/jobs/j/savepoints',
+                      {'cancel-job': True, 'target-directory': 'file:/sp'})
+  assert calls[-1] == ('GET', '/jobs/j', None)  # returned only once the job had ended
+  calls.clear()
+  states = iter(['FINISHED'])
+  flink_rest.stop_with_savepoint('j', 'file:/sp', drain=True)
+  assert calls[0] == ('POST', '/jobs/j/stop', {'drain': True, 'targetDirectory': 'file:/sp'})
