@@ -101,8 +101,10 @@ def cmdline(pid: int) -> str:
 def label(pid: int) -> str:
   """A short name for a process: job-server, jobmanager, taskmanager, worker-pool, ..."""
   cmd = cmdline(pid)
-  for needle, name in (('job-server', 'job-server'), ('StandaloneSessionClusterEntrypoint',
-                       'jobmanager'), ('TaskManagerRunner', 'taskmanager'),
+  # Flink's main classes first: the cluster's classpath names the job server's jar too
+  # (runners/cluster_lib.py).
+  for needle, name in (('StandaloneSessionClusterEntrypoint', 'jobmanager'),
+                       ('TaskManagerRunner', 'taskmanager'), ('job-server', 'job-server'),
                        ('worker_pool', 'worker-pool'), ('sdk_worker', 'sdk-worker'),
                        ('java', 'java'), ('python', 'python')):
     if needle in cmd:

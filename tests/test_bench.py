@@ -490,3 +490,16 @@ def test_each_beam_job_is_judged_by_its_own_counter():
   assert job.COUNTERS['beam_zscore'][0] == 'zscore_readings'
   assert job.COUNTERS['anomaly'][0] == 'readings'
   assert all(consumed in counters for consumed, counters in job.COUNTERS.values())
+
+
+def test_label_names_flink_processes_whose_classpath_holds_the_job_server_jar(monkeypatch):
+  # The cluster's lib carries the job server's jars (runners/cluster_lib.py).
+  commands = {
+      1: 'java -classpath /l/beam-172-beam-runners-flink-1.19-job-server-2.70.0.jar:/l/flink-dist.jar '
+         'org.apache.flink.runtime.taskexecutor.TaskManagerRunner --configDir c',
+      2: 'java -classpath /l/beam-172-beam-runners-flink-1.19-job-server-2.70.0.jar '
+         'org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint',
+      3: 'java -jar /j/beam-runners-flink-1.19-job-server-2.70.0.jar --job-port 0',
+  }
+  monkeypatch.setattr(rss, 'cmdline', commands.get)
+  assert [rss.label(p) for p in (1, 2, 3)] == ['taskmanager', 'jobmanager', 'job-server']
