@@ -5,15 +5,24 @@ submits; uploading them took 18-25 s of each submission here, most of the time a
 resume or a new job takes. runners/flink_cluster.sh instead starts the JobManager and the
 TaskManagers with FLINK_LIB_DIR set to a folder this module fills, once per cluster start:
 
-- every jar of the distribution's lib/ (flink-dist, log4j, ...), as a symbolic link;
-- the job server's classpath, in the launcher's manifest Class-Path order, then the launcher
-  itself (local.anomaly.flink: the job-cancel listener, ClasspathOnCluster), linked as
+- every jar of the distribution's lib/ (flink-dist, log4j, ...);
+- the job server's classpath, in the launcher's manifest Class-Path order, named
   `beam-<NNN>-<name>` so that Flink's sorted listing keeps that order (the corrected Beam
   classes of flink-runner-fixes must come before Beam's own), minus
   * Flink's own jars (every class under org/apache/flink/): flink-dist has them, in the
     cluster's version, and Flink loads that package from its own classpath first anyway;
   * logging (classes under org/slf4j/): the cluster logs through its own log4j binding, and a
-    second binding would take over.
+    second binding would take over;
+  * the launcher jar itself: the JVM would follow its manifest Class-Path back to the job
+    server's folder, putting every excluded jar (slf4j-simple, Flink 1.19.0 ahead of the
+    cluster's flink-dist) on the cluster's classpath after all. Its classes (the job-cancel
+    listener, ClasspathOnCluster) are the job server's, not the job's.
+
+Each jar is a hard link (a copy where that fails), not a symbolic link: the JVM resolves a
+jar's manifest Class-Path (Beam's jars name their dependencies there) from the file's real
+location, and through a symbolic link it found the job server's folder and put slf4j-api 2
+on the cluster's classpath, which silenced Flink's logging. Under its new name here a
+manifest entry names no file and is ignored.
 
 Jobs submitted with runners/flink_options.flink_args(mode='cluster') then ship no jars
 (local.anomaly.flink.ClasspathOnCluster).
@@ -59,13 +68,20 @@ def assemble(flink_lib: str, launcher_jar: str, out_dir: str) -> List[str]:
   os.makedirs(out_dir)
   for name in sorted(os.listdir(flink_lib)):
     if name.endswith('.jar'):
-      os.symlink(os.path.join(os.path.abspath(flink_lib), name), os.path.join(out_dir, name))
+      _link(os.path.join(flink_lib, name), os.path.join(out_dir, name))
   runtime = [p for p in manifest_classpath(launcher_jar)
-             if os.path.exists(p) and not cluster_provides(p)] + [launcher_jar]
+             if os.path.exists(p) and not cluster_provides(p)]
   for i, path in enumerate(runtime):
-    os.symlink(os.path.abspath(path),
-               os.path.join(out_dir, f'beam-{i:03d}-{os.path.basename(path)}'))
+    _link(path, os.path.join(out_dir, f'beam-{i:03d}-{os.path.basename(path)}'))
   return runtime
+
+
+def _link(source: str, target: str) -> None:
+  """A hard link, or a copy across file systems (see the module docstring)."""
+  try:
+    os.link(source, target)
+  except OSError:
+    shutil.copyfile(source, target)
 
 
 if __name__ == '__main__':
