@@ -2,7 +2,8 @@
 
   python -m runners.savepoint stop --job_name anomaly-detection [--drain]
       stops the running job with a savepoint (default folder .local/flink/savepoints) and
-      prints its location as the last line;
+      prints its location as the last line, once the job has ended (without --drain: a
+      savepoint, then a cancel; runners/flink_rest.stop_with_savepoint says why);
   python -m runners.savepoint latest [--checkpoints]
       prints the newest savepoint (or, with --checkpoints, the newest retained checkpoint:
       what is left after a crash or a cancel);
