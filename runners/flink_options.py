@@ -26,6 +26,15 @@ started from such a savepoint sent those elements to the wrong output (dead lett
 the late gate: "ClassCastException: [B cannot be cast to Long", restarting without end;
 3 of 4 savepoint resumes of tests/test_fault.py here), and the watermark could overtake
 them (a slot's baselines arrived after the slot had been judged without them).
+Checkpoints are unaligned (a barrier overtakes the data queued before it, which goes into
+the checkpoint): with aligned ones a step with two inputs, such as the judging step (readings
+and the baselines side input), stops reading one input until the barrier has come through
+the other, and the baselines' input is busy right after each slot start (every sensor's
+window statistics fire then), so the readings stood for up to ~4 s at every checkpoint that
+met a slot start. Measured on the cluster at 5,000 readings/s with --baseline_lag=10: alerts
+p50 1.6 s / p99 4.1 s aligned, 1.1 s / 2.3 s unaligned, at the same CPU per reading.
+Savepoints stay aligned (Flink's rule), so a resume from one is unaffected.
+
 Bundles last at most BUNDLE_TIME_MS (Beam's Flink runner: 1,000 ms, or 1,000 elements).
 Each step holds its output watermark while a bundle is open, and an alert waits for the
 watermark to pass several steps (the statistics' groupings, the side input, the scorer's
@@ -97,7 +106,9 @@ def flink_args(mode: str, job_name: str, parallelism: int = 2, streaming: bool =
       args += [f'--checkpointing_interval={checkpoint_ms}',
                f'--min_pause_between_checkpoints={checkpoint_ms // 2}',
                # No bundle output kept in a snapshot (see the module docstring).
-               '--finish_bundle_before_checkpointing']
+               '--finish_bundle_before_checkpointing',
+               # No input waits for a barrier on another (see the module docstring).
+               '--unaligned_checkpoint_enabled']
   if savepoint_path:
     args.append(f'--savepoint_path={savepoint_path}')
   return args

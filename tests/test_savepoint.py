@@ -31,6 +31,8 @@ def test_checkpoints_on_by_default_on_the_cluster_only(monkeypatch):
   assert '--min_pause_between_checkpoints=5000' in cluster
   # No bundle output kept in a snapshot (see runners/flink_options.py).
   assert '--finish_bundle_before_checkpointing' in cluster
+  # No input of a step waits for a barrier on another (alert latency, runners/flink_options.py).
+  assert '--unaligned_checkpoint_enabled' in cluster
   assert not any(a.startswith('--checkpointing_interval') for a in flink_args('embedded', 'j'))
   assert '--checkpointing_interval=2000' in flink_args('embedded', 'j', checkpoint_ms=2000)
   assert not any(a.startswith('--checkpointing') for a in flink_args('cluster', 'j', checkpoint_ms=None))
