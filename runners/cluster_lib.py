@@ -27,7 +27,8 @@ manifest entry names no file and is ignored.
 Jobs submitted with runners/flink_options.flink_args(mode='cluster') then ship no jars
 (local.anomaly.flink.ClasspathOnCluster).
 
-    python -m runners.cluster_lib FLINK_HOME/lib LAUNCHER_JAR OUT_DIR
+    python -m runners.cluster_lib FLINK_HOME/lib OUT_DIR
+(the launcher is runners/flink_options.job_server_jar(), the jar jobs are submitted with)
 """
 
 import os
@@ -85,7 +86,8 @@ def _link(source: str, target: str) -> None:
 
 
 if __name__ == '__main__':
-  if len(sys.argv) != 4:
+  if len(sys.argv) != 3:
     sys.exit(__doc__.rsplit('\n\n', 1)[-1])
-  linked = assemble(*sys.argv[1:])
-  print(f'cluster_lib: {len(linked)} jars of the job runtime in {sys.argv[3]}')
+  from runners.flink_options import job_server_jar  # pylint: disable=import-outside-toplevel
+  linked = assemble(sys.argv[1], job_server_jar(), sys.argv[2])
+  print(f'cluster_lib: {len(linked)} jars of the job runtime in {sys.argv[2]}')

@@ -134,8 +134,7 @@ case "${1:-}" in
       port_free_or_die 127.0.0.1 6123 "Flink JobManager RPC"
       write_conf
       "$ROOT/runners/fetch_jars.sh"
-      "$VENV_PYTHON" -m runners.cluster_lib "$FLINK_HOME/lib" \
-        "$(ls "$JARS"/flink-job-server/beam-runners-flink-*-job-server-*.jar)" "$FLINK_LIB_DIR" >&2
+      "$VENV_PYTHON" -m runners.cluster_lib "$FLINK_HOME/lib" "$FLINK_LIB_DIR" >&2
       start_daemon flink-jobmanager "$FLINK_HOME/bin/jobmanager.sh" start-foreground
       started+=(flink-jobmanager)
     fi

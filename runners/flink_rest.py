@@ -99,10 +99,10 @@ def stop_with_savepoint(jid: str, target_dir: Optional[str] = None, drain: bool 
   it ends the sources gracefully, and Beam 2.70's legacy source wrapper, which KafkaIO runs
   in on Flink (UnboundedSourceWrapper.run), emits the final watermark (Long.MAX_VALUE)
   whenever its read loop ends, so the stopping job fired every event-time timer and judged
-  readings against windows cut short: extra, wrong alerts (25-28 of ~640 in 2 of 4 fault
-  runs here). Instead the savepoint is taken with cancel-job, so the tasks are cancelled,
-  not finished, right after it: what they emit meanwhile is at most a duplicate of what the
-  resumed job emits again (README "Guarantees").
+  readings against windows cut short: extra, wrong alerts (25 and 28 of ~640 in two of
+  five fault runs here). Instead the savepoint is taken with cancel-job, so the tasks are
+  cancelled, not finished, right after it: what they emit meanwhile is at most a duplicate
+  of what the resumed job emits again (README "Guarantees").
   drain=True (a final stop): Flink's stop with drain, the watermark jumps to the end of time
   first, so every window fires before the job ends.
   """
