@@ -59,7 +59,7 @@ def replay_series(ts_ms: Sequence[int], values: Sequence[float], rule: Rule,
   """
   ts = np.asarray(ts_ms, dtype=np.int64)
   vals = np.asarray(values, dtype=np.float64)
-  release = shape.release_ms(ts - ts % shape.period_ms)  # numpy arrays through the same arithmetic
+  release = shape.release_ms(shape.slot_start_ms(ts))  # numpy arrays through the same arithmetic
   trailings = window_stats(ts, vals, *shape.trailing_range_ms(release))
   if shape.season_ms and rule.is_stateful:
     seasonals = window_stats(ts, vals, *shape.seasonal_range_ms(release))

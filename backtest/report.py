@@ -41,7 +41,7 @@ def plot_series(series, detector: str, windows, path: str) -> int:
   rule, shape = detector_config(DETECTORS[detector])
   ts = np.asarray(series.ts_ms, dtype=np.int64)
   values = np.asarray(series.values)
-  release = shape.release_ms(ts - ts % shape.period_ms)
+  release = shape.release_ms(shape.slot_start_ms(ts))
   mean, stddev = _mean_and_stddev(window_stats(ts, values, *shape.trailing_range_ms(release)))
   scores = np.asarray(replay_series(series.ts_ms, series.values, rule, shape))
   times = [datetime.fromtimestamp(t / 1000, tz=timezone.utc) for t in series.ts_ms]

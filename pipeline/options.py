@@ -71,11 +71,14 @@ class AnomalyOptions(PipelineOptions):
         'as the original job). Default: trailing.')
     group.add_argument(
         '--baseline_lag', type=float, default=0.0,
-        help='Seconds by which the baseline is older than the slot it judges '
-        '(a multiple of window_period). With 0 the first readings of every '
-        'slot wait until the window ending at the slot start has been '
-        'computed, and hold back the alerts of all others meanwhile; one '
-        'period lets readings be judged as they come. Default: 0.')
+        help='Seconds by which the baseline is older than the slot it judges: '
+        'a reading is judged by the newest window that ended at least this '
+        'long before it (trailing baseline). With 0 the first readings of '
+        'every slot wait until the window ending at the slot start has been '
+        'computed, and hold back the alerts of all others meanwhile; a lag '
+        'longer than that computation (a few seconds) lets readings be '
+        'judged as they come. Less than window_period shifts the slots, '
+        'not the windows. Default: 0.')
     group.add_argument(
         '--rule', choices=RULES, default=LIKELIHOOD,
         help='likelihood: a score in [0, 1] from the deviation against the '
@@ -169,10 +172,8 @@ def validate(options: PipelineOptions) -> AnomalyOptions:
   if season_ms and (season_ms % period_ms or season_ms < size_ms):
     raise InvalidOptionError(
         'season', 'must be a multiple of --window_period and at least --window_size')
-  lag_ms = round(opts.baseline_lag * 1000)
-  if not (math.isfinite(opts.baseline_lag) and opts.baseline_lag >= 0) or lag_ms % period_ms:
-    raise InvalidOptionError(
-        'baseline_lag', 'must be a multiple of --window_period (seconds, >= 0)')
+  if not (math.isfinite(opts.baseline_lag) and opts.baseline_lag >= 0):
+    raise InvalidOptionError('baseline_lag', 'must be a number of seconds >= 0')
   _positive(opts, 'score_half_life')
   if not (math.isfinite(opts.alert_hold) and opts.alert_hold >= 0):
     raise InvalidOptionError('alert_hold', 'must be a number of seconds >= 0')

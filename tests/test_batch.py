@@ -60,6 +60,13 @@ def test_batches_by_slot():
       T0: [readings[0], readings[2]], T0 + 5000: [readings[1]]}
 
 
+def test_shifted_slots_split_batches_where_a_slot_or_a_period_starts():
+  # Periods start at T0 and T0 + 5 s, slots (shifted by 2 s) at T0 - 3 s and T0 + 2 s.
+  readings = [Reading('s', float(i), T0 + ms) for i, ms in enumerate((0, 1999, 2000, 4999, 5000))]
+  assert batches_by_slot(readings, 5000, slot_offset_ms=2000) == {
+      T0: readings[0:2], T0 + 2000: readings[2:4], T0 + 5000: readings[4:]}
+
+
 def test_batch_coders_round_trip():
   readings = (Reading('s', 1.5, T0, {'unit': 'C'}), Reading('t', -2.0, T0 + 1))
   coder = ReadingBatchCoder()

@@ -133,6 +133,24 @@ def test_a_baseline_lag_releases_each_slot_that_much_earlier():
       assert plain.slot_ms(plain.release_ms(slot_ms)) == slot_ms
 
 
+def test_a_lag_shorter_than_a_period_shifts_the_slots_and_keeps_the_windows():
+  shape = BaselineShape(10_000, 5_000, 'trailing', lag_ms=2_000)
+  assert shape.slot_offset_ms == 2_000
+  # A reading 1.9 s after the window end at 10 s is judged by the window ending at 5 s,
+  # one 2 s after it by the window ending at 10 s: the newest at least 2 s old.
+  assert shape.release_ms(shape.slot_start_ms(11_900)) == 5_000
+  assert shape.release_ms(shape.slot_start_ms(12_000)) == 10_000
+  assert shape.release_ms(shape.slot_start_ms(16_999)) == 10_000
+  for ts_ms in (-1, 0, 11_999, 12_000, 123_456):
+    slot_ms = shape.slot_start_ms(ts_ms)
+    assert slot_ms <= ts_ms < slot_ms + 5_000
+    assert shape.release_ms(slot_ms) % 5_000 == 0  # a window's end
+    assert shape.slot_ms(shape.release_ms(slot_ms)) == slot_ms
+  containing = BaselineShape(10_000, 5_000, 'containing', lag_ms=7_000)
+  # slot [12, 17) would be judged by the window ending at 17 s without the lag
+  assert containing.release_ms(containing.slot_start_ms(12_500)) == 10_000
+
+
 def test_the_streaming_job_alerts_with_its_score_and_threshold():
   # 5 s slots, 10 s windows: readings 10 at 0..25 s, then a spike of 100 at 31 s. Slot [30, 35)
   # is judged by [20, 30) = {10, 10}: stddev 0, floored at 1e-3 x 10 = 0.01, deviation capped at 50.

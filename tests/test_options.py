@@ -40,7 +40,7 @@ def test_the_original_rule_is_two_options_away():
     (['--season=12'], 'season'),  # not a multiple of the 5 s period
     (['--season=5'], 'season'),  # shorter than the 10 s window
     (['--baseline_lag=-5'], 'baseline_lag'),
-    (['--baseline_lag=3'], 'baseline_lag'),  # not a multiple of the 5 s period
+    (['--baseline_lag=inf'], 'baseline_lag'),
     (['--score_half_life=0'], 'score_half_life'),
     (['--alert_hold=-1'], 'alert_hold'),
     (['--min_event_time=yesterday'], 'min_event_time'),

@@ -93,6 +93,33 @@ def test_baseline_lag_judges_a_slot_by_an_older_window():
   assert counters['no_baseline'] == 3  # 1 s, 2 s, 6 s
 
 
+SHIFT_EVENTS = [
+    ('add', [json_record('s1', 10.0, 1), json_record('s1', 12.0, 2), json_record('s1', 14.0, 3),
+             json_record('s1', 100.0, 6), json_record('s1', 80.0, 11),
+             json_record('s1', 80.0, 13)]),
+    ('watermark', 30),
+]
+
+
+def test_a_lag_shorter_than_a_period_judges_by_the_newest_window_that_old():
+  # Without a lag: 100 at 6 s, slot [5, 10), window [-5, 5) = {10, 12, 14}, mean 12: alert;
+  # 80 at 11 s and 13 s, window [0, 10), mean 34: |80 - 34| = 46, none.
+  plain, _ = run_stream(SHIFT_EVENTS)
+  assert project(plain['alerts'], 'ts') == [(iso(6),)]
+  # A 2 s lag: slots start 2 s after the windows end. 100 at 6 s, slot [2, 7), by the window
+  # ending at 0 (empty: no baseline); 80 at 11 s, slot [7, 12), by [-5, 5): |80 - 12| = 68,
+  # alert; 80 at 13 s, slot [12, 17), by [0, 10): none. The window statistics do not move.
+  lagged, counters = run_stream(SHIFT_EVENTS, ['--baseline_lag=2'])
+  assert project(lagged['alerts'], 'ts', 'window_start', 'window_end', 'window_mean') == [
+      (iso(11), iso(-5), iso(5), 12.0)]
+  assert (project(lagged['window_stats'], 'window_start', 'window_end', 'count')
+          == project(plain['window_stats'], 'window_start', 'window_end', 'count'))
+  batch_outputs, batch_counters = run_batch(SHIFT_EVENTS[0][1], ['--baseline_lag=2'])
+  assert project(batch_outputs['alerts'], 'alert_id') == project(lagged['alerts'], 'alert_id')
+  assert batch_counters['no_baseline'] == 4  # 1 s, 2 s, 3 s (slot [-3, 2) and [2, 7)), 6 s
+  assert batch_counters['judged_readings'] == 6
+
+
 def test_containing_baseline_matches_the_original_job():
   outputs, _ = run_stream(BASELINE_EVENTS, ['--baseline=containing'])
   alerts = project(outputs['alerts'], 'sensor_id', 'ts', 'window_start', 'window_end', 'window_mean', 'window_count', 'deviation')

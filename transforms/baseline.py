@@ -1,7 +1,8 @@
 """Sliding-window statistics per sensor, and the per-slot baseline side input built from them.
 
-Time is cut into slots of `period` seconds. The sliding window [e - size, e)
-closes at e; for a reading in slot [s, s + period):
+Time is cut into slots of `period` seconds (aligned with the windows' ends unless a
+baseline lag shifts them, see BaselineShape). The sliding window [e - size, e)
+closes at e; for a reading in slot [s, s + period), with no lag:
   trailing baseline   = the window ending at s          (excludes the reading)
   containing baseline = the window ending at s + period (includes the reading;
                         the original Java job's numbers)
@@ -184,8 +185,15 @@ class BaselineShape(NamedTuple):
   A slot's baselines exist once the watermark has passed R and the statistics have
   travelled through their groupings. With no lag the first readings of a slot wait
   for that, and the judging step holds back the watermark of every reading while
-  they wait; a lag of one period makes the baselines ready before the slot's first
-  reading comes, for a baseline one period older.
+  they wait; a lag longer than that travel makes the baselines ready before the slot's
+  first reading comes.
+
+  A lag that is not a whole number of periods shifts the slots, not the windows: slots
+  start at lag_ms modulo the period (slot_offset_ms), so R stays a window's end. Either
+  way a reading is judged by the newest windows that ended at least lag_ms before it
+  (trailing baseline): with a lag of 3 s and 10 s periods, readings from 3 s to 13 s
+  after a window's end are judged by it. A lag shorter than a period thus costs
+  freshness only to the readings of the first lag_ms after each window end.
   """
   size_ms: int
   period_ms: int
@@ -197,6 +205,16 @@ class BaselineShape(NamedTuple):
   @property
   def half_ms(self) -> int:
     return (self.size_ms // 2 // self.period_ms) * self.period_ms
+
+  @property
+  def slot_offset_ms(self) -> int:
+    """Where the slots start within a period: a lag that is not a whole number of periods
+    moves them, the windows staying where they are (see slot_start_ms)."""
+    return self.lag_ms % self.period_ms
+
+  def slot_start_ms(self, ts_ms):
+    """The start of the slot of a reading at ts_ms (ints or numpy arrays)."""
+    return ts_ms - (ts_ms - self.slot_offset_ms) % self.period_ms
 
   @property
   def _slot_to_release_ms(self) -> int:
@@ -307,8 +325,7 @@ class _SlotMarkerFn(beam.DoFn):
     self._seen = set()
 
   def process(self, unused_element, timestamp=beam.DoFn.TimestampParam):
-    ts_ms = timestamp.micros // 1000
-    release_ms = self._shape.release_ms(ts_ms - ts_ms % self._shape.period_ms)
+    release_ms = self._shape.release_ms(self._shape.slot_start_ms(timestamp.micros // 1000))
     if release_ms not in self._seen:
       self._seen.add(release_ms)
       yield _ONE_KEY, (release_ms, None)
@@ -409,7 +426,7 @@ class BaselinesPerSlot(beam.PTransform):
         # Kept (not garbage-collected) as long as late readings may still need it, and
         # available as soon as it arrives: an early pane (see the module docstring).
         | 'JudgedSlots' >> beam.WindowInto(
-            window.FixedWindows(period_s),
+            window.FixedWindows(period_s, shape.slot_offset_ms / 1000.0),
             trigger=trigger.AfterWatermark(early=trigger.AfterCount(1)),
             accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
             allowed_lateness=self._lateness_s))

@@ -83,11 +83,15 @@ class ShardBatcher:
     self._open = {}
 
 
-def batches_by_slot(readings, period_ms: int) -> Dict[int, list]:
-  """{slot start ms: its readings, in their order} for slots of period_ms."""
+def batches_by_slot(readings, period_ms: int, slot_offset_ms: int = 0) -> Dict[int, list]:
+  """{start ms: readings, in their order} for slots of period_ms, split where the windows'
+  periods start too when the slots are shifted (slot_offset_ms, a baseline lag): each
+  batch then lies in one statistics period and one slot, so both windowings, by its
+  timestamp (the start), give it the windows that each of its readings would get."""
   slots: Dict[int, list] = {}
   for reading in readings:
     ts_ms = reading.ts_ms
-    slots.setdefault(ts_ms - ts_ms % period_ms, []).append(reading)
+    start_ms = max(ts_ms - ts_ms % period_ms, ts_ms - (ts_ms - slot_offset_ms) % period_ms)
+    slots.setdefault(start_ms, []).append(reading)
   return slots
 

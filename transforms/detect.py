@@ -43,7 +43,8 @@ class DetectAnomalies(beam.PTransform):
   def expand(self, batches):
     gated = batches | 'GateLateReadings' >> GateLateReadings(
         self._lateness_s, self._period_s,
-        horizon_s=self._lateness_s + self._size_s + self._period_s)
+        horizon_s=self._lateness_s + self._size_s + self._period_s,
+        slot_offset_s=self._shape.slot_offset_ms / 1000.0)
     on_time = gated['on_time']
     window_stats = on_time | 'SlidingWindowStats' >> SlidingWindowStats(
         self._size_s, self._period_s, self._window_lateness_s)
@@ -52,7 +53,7 @@ class DetectAnomalies(beam.PTransform):
     judged = (
         on_time
         | 'Slots' >> beam.WindowInto(
-            window.FixedWindows(self._period_s),
+            window.FixedWindows(self._period_s, self._shape.slot_offset_ms / 1000.0),
             allowed_lateness=self._window_lateness_s)
         | 'Judge' >> beam.ParDo(
             JudgeReadingsFn(self._rule),

@@ -47,9 +47,11 @@ class _LateGateFn(beam.DoFn):
   ARMED = ReadModifyWriteStateSpec('armed', BooleanCoder())
   TICK = TimerSpec('tick', TimeDomain.WATERMARK)
 
-  def __init__(self, allowed_lateness_ms: int, period_ms: int, horizon_ms: int):
+  def __init__(self, allowed_lateness_ms: int, period_ms: int, horizon_ms: int,
+               slot_offset_ms: int = 0):
     self._lateness_ms = allowed_lateness_ms
     self._period_ms = period_ms
+    self._slot_offset_ms = slot_offset_ms
     self._horizon_ms = horizon_ms
     self._late = Metrics.counter(METRICS_NAMESPACE, 'late_readings')
     self._known = {}
@@ -85,7 +87,8 @@ class _LateGateFn(beam.DoFn):
         on_time.append(reading)
     if not on_time:
       return
-    for slot_ms, readings in batches_by_slot(on_time, self._period_ms).items():
+    for slot_ms, readings in batches_by_slot(
+        on_time, self._period_ms, self._slot_offset_ms).items():
       yield TimestampedValue((shard, ReadingBatch(tuple(readings))), slot_ms / 1000.0)
     newest_ms = max(r.ts_ms for r in on_time)
     if newest_ms > known[2]:
@@ -128,10 +131,13 @@ class _LateGateFn(beam.DoFn):
 
 class GateLateReadings(beam.PTransform):
   """(shard, ReadingBatch) -> {'on_time': (shard, ReadingBatch) of one slot each, stamped
-  with the slot's start; 'late': Readings later than allowed_lateness}."""
+  with the slot's start; 'late': Readings later than allowed_lateness}. Slots start at
+  slot_offset_s within the period (a baseline lag, transforms/baseline.py)."""
 
-  def __init__(self, allowed_lateness_s: float, period_s: float, horizon_s: float):
+  def __init__(self, allowed_lateness_s: float, period_s: float, horizon_s: float,
+               slot_offset_s: float = 0.0):
     super().__init__()
+    self._slot_offset_ms = round(slot_offset_s * 1000)
     self._lateness_ms = round(allowed_lateness_s * 1000)
     self._period_ms = round(period_s * 1000)
     self._horizon_ms = round(horizon_s * 1000)
@@ -139,7 +145,8 @@ class GateLateReadings(beam.PTransform):
   def expand(self, batches):
     results = (
         batches
-        | 'Gate' >> beam.ParDo(_LateGateFn(self._lateness_ms, self._period_ms, self._horizon_ms))
+        | 'Gate' >> beam.ParDo(_LateGateFn(
+            self._lateness_ms, self._period_ms, self._horizon_ms, self._slot_offset_ms))
         .with_input_types(Tuple[int, ReadingBatch])
         .with_output_types(Tuple[int, ReadingBatch])
         .with_outputs(_LateGateFn.LATE, main='on_time'))
