@@ -16,7 +16,7 @@ from transforms.judge import (SCORE_BAGS, Judged, JudgedBatch, JudgedBatchCoder,
                              ScoreReadingsFn, judged_of_row, judged_row)
 from transforms.records import Reading, iso_ms
 from transforms.rules import Rule
-from transforms.stats import EMPTY, MergedPartsFn, WindowStatsFn, accumulate
+from transforms.stats import EMPTY, MergedPartsFn, MergedSensorPartsFn, WindowStatsFn, accumulate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,7 +86,8 @@ def accumulate_stats(values):
 def test_sensor_parts_of_a_batch_merge_to_the_single_pass_statistics():
   batch = ReadingBatch((Reading('a', 10.0, T0), Reading('b', 7.0, T0), Reading('a', 20.0, T0),
                         Reading('a', 30.0, T0)))
-  parts = dict(_sensor_parts((3, batch)))
+  shard, parts = _sensor_parts((3, batch))
+  assert shard == 3
   # a: {10, 20, 30}: mean 20, m2 = 100 + 0 + 100 = 200; b: {7}
   assert parts['a'] == (3, 20.0, 200.0, 10.0, 30.0)
   assert parts['b'] == (1, 7.0, 0.0, 7.0, 7.0)
@@ -96,6 +97,21 @@ def test_sensor_parts_of_a_batch_merge_to_the_single_pass_statistics():
   # {10, 20, 30, 40}: mean 25, m2 = 225 + 25 + 25 + 225 = 500
   assert merged == (4, 25.0, 500.0, 10.0, 40.0)
   assert fn.merge_accumulators([EMPTY, parts['b']]) == parts['b']
+
+
+def test_a_shards_parts_merge_per_sensor_and_survive_their_coder():
+  first = ReadingBatch((Reading('a', 10.0, T0), Reading('b', 7.0, T0)))
+  second = ReadingBatch((Reading('a', 20.0, T0), Reading('a', 30.0, T0), Reading('c', 1.0, T0)))
+  third = ReadingBatch((Reading('b', 9.0, T0),))
+  fn = MergedSensorPartsFn()
+  coder = fn.get_accumulator_coder()
+  # as a runner may: one batch added per bundle, the accumulators encoded, then merged
+  accs = [coder.decode(coder.encode(fn.add_input(fn.create_accumulator(), _sensor_parts((3, b))[1])))
+          for b in (first, second, third)]
+  merged = fn.extract_output(fn.merge_accumulators(accs))
+  assert merged == {'a': accumulate([10.0, 20.0, 30.0]), 'b': accumulate([7.0, 9.0]),
+                    'c': accumulate([1.0])}
+  assert all(type(part).__name__ == 'StatsAccumulator' for part in merged.values())
 
 
 def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():

@@ -7,6 +7,7 @@ catastrophic cancellation of sum-of-squares.
 """
 
 import math
+import pickle
 from typing import Iterable, NamedTuple
 
 import apache_beam as beam
@@ -95,6 +96,47 @@ class MergedPartsFn(WindowStatsFn):
 
   def extract_output(self, acc: StatsAccumulator) -> StatsAccumulator:
     return acc
+
+
+class MergedSensorPartsFn(beam.CombineFn):
+  """{sensor_id: StatsAccumulator} of disjoint parts -> {sensor_id: the StatsAccumulator of
+  its parts' union}: a MergedPartsFn for many sensors at once (one shard's, in
+  transforms/baseline.py), so that a batch of readings is one element, not one per sensor."""
+
+  def create_accumulator(self) -> dict:
+    return {}
+
+  def add_input(self, acc: dict, parts: dict) -> dict:
+    for sensor_id, part in parts.items():
+      known = acc.get(sensor_id)
+      acc[sensor_id] = part if known is None else merge_two(known, part)
+    return acc
+
+  def merge_accumulators(self, accumulators: Iterable[dict]) -> dict:
+    merged = {}
+    for acc in accumulators:
+      self.add_input(merged, acc)
+    return merged
+
+  def extract_output(self, acc: dict) -> dict:
+    return acc
+
+  def get_accumulator_coder(self):
+    return SensorPartsCoder()
+
+
+class SensorPartsCoder(beam.coders.Coder):
+  """{sensor_id: StatsAccumulator} <-> the dict with plain tuples, pickled in one call (a
+  NamedTuple pickles through Python-level __reduce_ex__, several times slower)."""
+
+  def encode(self, parts: dict) -> bytes:
+    return pickle.dumps({k: tuple(v) for k, v in parts.items()}, pickle.HIGHEST_PROTOCOL)
+
+  def decode(self, encoded: bytes) -> dict:
+    return {k: StatsAccumulator._make(v) for k, v in pickle.loads(encoded).items()}
+
+  def is_deterministic(self) -> bool:
+    return False
 
 
 class MergedStatsFn(MergedPartsFn):
