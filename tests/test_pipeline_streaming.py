@@ -269,22 +269,26 @@ def test_late_gate_counts_what_it_routes():
 
   fn = _LateGateFn(allowed_lateness_ms=5000, period_ms=5000, horizon_ms=20000)
   fn._late = Counter()  # the streaming DirectRunner drops this DoFn's counters
-  clock, newest, armed, timer = State(T0 + 40000), State(T0), State(False), Timer()
+  gate, timer = State((T0 + 40000, False, T0)), Timer()  # (clock, armed, newest)
   batch = ReadingBatch((Reading('s', 1.0, T0 + 34000), Reading('s', 2.0, T0 + 35000),
                         Reading('t', 3.0, T0 + 41000), Reading('s', 4.0, T0 + 36000)))
-  late, *kept = fn.process((0, batch), clock, newest, armed, timer)
+  late, *kept = fn.process((0, batch), gate, timer)
   # 34 s + 5 s < 40 s: late; 35 s + 5 s = 40 s: not later than allowed
   assert late.tag == 'late' and late.value.value.value == 1.0
   # on time: one batch per slot [35, 40) and [40, 45), stamped with the slot's start
   assert [(tv.timestamp.micros // 1000, tv.value) for tv in kept] == [
       (T0 + 35000, (0, ReadingBatch((batch.readings[1], batch.readings[3])))),
       (T0 + 40000, (0, ReadingBatch((batch.readings[2],))))]
-  assert newest.read() == T0 + 41000
+  assert gate.read() == (T0 + 40000, True, T0 + 41000)  # newest reading, timer armed
   assert timer.at == (T0 + 45000) / 1000  # next boundary after the clock
   assert fn._late.count == 1
+  # a tick within the horizon moves the clock and ticks again at the next boundary
+  fn.on_tick(Timestamp.of((T0 + 45000) / 1000), gate, timer)
+  assert gate.read() == (T0 + 45000, True, T0 + 41000) and timer.at == (T0 + 50000) / 1000
   # a tick more than the horizon past the newest reading stops the clock
-  fn.on_tick(Timestamp.of((T0 + 60000) / 1000), clock, newest, armed, timer)
-  assert clock.read() == T0 + 60000 and armed.read() is False
+  fn.on_tick(Timestamp.of((T0 + 60000) / 1000), gate, timer)
+  assert gate.read() == (T0 + 60000, False, T0 + 41000)
+  assert timer.at == (T0 + 50000) / 1000  # not set again
 
 
 def test_late_gate_clock_jumps_to_the_newest_reading():
@@ -296,7 +300,7 @@ def test_late_gate_clock_jumps_to_the_newest_reading():
 
   fn = _LateGateFn(allowed_lateness_ms=5000, period_ms=5000, horizon_ms=20000)
   year_ago = T0 - 365 * 86_400_000
-  clock, newest, armed, timer = State(), State(T0 + 1_000_000), State(True), Timer()
-  fn.on_tick(Timestamp.of(year_ago / 1000), clock, newest, armed, timer)
-  assert clock.read() == year_ago
+  gate, timer = State((-(2**62), True, T0 + 1_000_000)), Timer()
+  fn.on_tick(Timestamp.of(year_ago / 1000), gate, timer)
+  assert gate.read()[0] == year_ago
   assert timer.at == (T0 + 1_000_000) / 1000

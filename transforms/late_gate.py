@@ -27,7 +27,7 @@ slot's start, so every step downstream windows a batch as it would each of its r
 from typing import Tuple
 
 import apache_beam as beam
-from apache_beam.coders import BooleanCoder, VarIntCoder
+from apache_beam.coders import BooleanCoder, TupleCoder, VarIntCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
@@ -42,40 +42,35 @@ _NO_CLOCK = -(2**62)
 
 class _LateGateFn(beam.DoFn):
   LATE = 'late'
-  CLOCK = ReadModifyWriteStateSpec('clock_ms', VarIntCoder())
-  NEWEST = ReadModifyWriteStateSpec('newest_ms', VarIntCoder())
-  ARMED = ReadModifyWriteStateSpec('armed', BooleanCoder())
+  # (clock_ms, armed, newest_ms) of a shard in one cell: without the SDK's state cache (off
+  # by default, and the EXTERNAL worker pool cannot turn it on) every state read is a
+  # blocking request to the runner, and three cells took three per shard and bundle (48
+  # round trips per bundle with 16 shards).
+  GATE = ReadModifyWriteStateSpec(
+      'gate', TupleCoder((VarIntCoder(), BooleanCoder(), VarIntCoder())))
   TICK = TimerSpec('tick', TimeDomain.WATERMARK)
+  _FRESH = (_NO_CLOCK, False, _NO_CLOCK)
 
   def __init__(self, allowed_lateness_ms: int, period_ms: int, horizon_ms: int,
                slot_offset_ms: int = 0):
     self._lateness_ms = allowed_lateness_ms
     self._period_ms = period_ms
-    self._slot_offset_ms = slot_offset_ms
     self._horizon_ms = horizon_ms
+    self._slot_offset_ms = slot_offset_ms
     self._late = Metrics.counter(METRICS_NAMESPACE, 'late_readings')
     self._known = {}
 
   def start_bundle(self):
-    # shard -> [clock_ms, armed, newest_ms] as in its state, read once per bundle. Without
-    # the SDK's state cache (off by default, and the EXTERNAL worker pool cannot turn it on)
-    # every state read is a blocking request to the runner; in a bundle only this DoFn
-    # changes a shard's state, so the first read of each shard is enough.
+    # shard -> [clock_ms, armed, newest_ms] as in its state, read once per bundle: in a
+    # bundle only this DoFn changes a shard's state, so the first read of each is enough.
     self._known = {}
 
-  def process(
-      self,
-      element,
-      clock=beam.DoFn.StateParam(CLOCK),
-      newest=beam.DoFn.StateParam(NEWEST),
-      armed=beam.DoFn.StateParam(ARMED),
-      tick=beam.DoFn.TimerParam(TICK)):
+  def process(self, element, gate=beam.DoFn.StateParam(GATE),
+              tick=beam.DoFn.TimerParam(TICK)):
     shard, batch = element
     known = self._known.get(shard)
     if known is None:
-      now_ms = clock.read()
-      known = self._known[shard] = [
-          _NO_CLOCK if now_ms is None else now_ms, armed.read(), newest.read() or _NO_CLOCK]
+      known = self._known[shard] = list(gate.read() or self._FRESH)
     now_ms = known[0]
     on_time = []
     for reading in batch.readings:
@@ -90,28 +85,21 @@ class _LateGateFn(beam.DoFn):
     for slot_ms, readings in batches_by_slot(
         on_time, self._period_ms, self._slot_offset_ms).items():
       yield TimestampedValue((shard, ReadingBatch(tuple(readings))), slot_ms / 1000.0)
-    newest_ms = max(r.ts_ms for r in on_time)
-    if newest_ms > known[2]:
-      known[2] = newest_ms
-      newest.write(newest_ms)
+    before = tuple(known)
+    known[2] = max(known[2], max(r.ts_ms for r in on_time))
     if not known[1]:
       earliest_ms = min(r.ts_ms for r in on_time)
       tick.set(self._next_boundary_ms(max(now_ms, earliest_ms)) / 1000.0)
-      armed.write(True)
       known[1] = True
+    if tuple(known) != before:
+      gate.write(tuple(known))
 
   @on_timer(TICK)
-  def on_tick(
-      self,
-      fired_at=beam.DoFn.TimestampParam,
-      clock=beam.DoFn.StateParam(CLOCK),
-      newest=beam.DoFn.StateParam(NEWEST),
-      armed=beam.DoFn.StateParam(ARMED),
-      tick=beam.DoFn.TimerParam(TICK)):
+  def on_tick(self, fired_at=beam.DoFn.TimestampParam, gate=beam.DoFn.StateParam(GATE),
+              tick=beam.DoFn.TimerParam(TICK)):
     self._known = {}  # a tick changes its shard's clock and armed flag
     now_ms = fired_at.micros // 1000
-    clock.write(now_ms)
-    newest_ms = newest.read() or _NO_CLOCK
+    newest_ms = (gate.read() or self._FRESH)[2]
     # The next tick at the next boundary, but no earlier than allowed_lateness before the
     # newest reading: a shard whose first reading was years old would otherwise crawl
     # through those years one period at a time, holding back the watermark of everything
@@ -120,10 +108,10 @@ class _LateGateFn(beam.DoFn):
     # Keep ticking for a horizon past the newest reading, so a shard that
     # went quiet still knows the watermark when a late straggler arrives;
     # then stop, so a finished stream (watermark at +inf) ends the loop.
-    if next_ms <= newest_ms + self._horizon_ms:
+    armed = next_ms <= newest_ms + self._horizon_ms
+    if armed:
       tick.set(next_ms / 1000.0)
-    else:
-      armed.write(False)
+    gate.write((now_ms, armed, newest_ms))
 
   def _next_boundary_ms(self, ts_ms: int) -> int:
     return (ts_ms // self._period_ms + 1) * self._period_ms
