@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.options import event_time_bounds_ms, validate
+from pipeline.options import baseline_lag_s, event_time_bounds_ms, validate
 from transforms.baseline import BaselineShape
 from transforms.detect import DetectAnomalies
 from transforms.parse import ParseReadings, RecordParser
@@ -26,7 +26,7 @@ def make_shape(options: PipelineOptions) -> BaselineShape:
   opts = validate(options)
   return BaselineShape(round(opts.window_size * 1000), round(opts.window_period * 1000),
                        opts.baseline, opts.trailing_windows, round(opts.season * 1000),
-                       round(opts.baseline_lag * 1000))
+                       round(baseline_lag_s(opts) * 1000))
 
 
 def build_pipeline(records: beam.PCollection, options: PipelineOptions,

@@ -8,10 +8,23 @@ import math
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.baseline import BASELINES
+from transforms.baseline import BASELINES, TRAILING
 from transforms.judge import ARRIVAL_ORDER, SCORE_ORDERS
 from transforms.parse import INPUT_FORMATS, parse_epoch_or_iso_ms
 from transforms.rules import DEFAULT_THRESHOLDS, LIKELIHOOD, RULES
+
+
+# The trailing baseline's default --baseline_lag (seconds): longer than a window's statistics
+# take to reach the judging step at 5,000 readings/s on the cluster (~3 s after the window
+# end, median, for the first readings of a slot), so readings rarely wait for them.
+DEFAULT_TRAILING_LAG_S = 3.0
+
+
+def baseline_lag_s(opts) -> float:
+  """The lag in force: --baseline_lag, or its default for the --baseline chosen."""
+  if opts.baseline_lag is not None:
+    return opts.baseline_lag
+  return DEFAULT_TRAILING_LAG_S if opts.baseline == TRAILING else 0.0
 
 
 class InvalidOptionError(ValueError):
@@ -70,15 +83,18 @@ class AnomalyOptions(PipelineOptions):
         'containing (the window ending at the end of its slot, including it, '
         'as the original job). Default: trailing.')
     group.add_argument(
-        '--baseline_lag', type=float, default=0.0,
-        help='Seconds by which the baseline is older than the slot it judges: '
-        'a reading is judged by the newest window that ended at least this '
-        'long before it (trailing baseline). With 0 the first readings of '
-        'every slot wait until the window ending at the slot start has been '
-        'computed, and hold back the alerts of all others meanwhile; a lag '
-        'longer than that computation (a few seconds) lets readings be '
-        'judged as they come. Less than window_period shifts the slots, '
-        'not the windows. Default: 0.')
+        '--baseline_lag', type=float, default=None,
+        help='Seconds by which the baseline is older than the readings it '
+        'judges: a reading is judged by the newest window that ended at least '
+        'this long before it (trailing baseline; with containing, the window '
+        'ending that long before its slot ends). With 0 the first readings '
+        'after each window end wait until that window has been computed (~3 s '
+        'here) and hold back the alerts of all others meanwhile; a lag longer '
+        'than that lets readings be judged as they come, for a baseline one '
+        'period older during the first seconds after each window end. Less '
+        'than window_period shifts the slots, not the windows. Default: '
+        f'{DEFAULT_TRAILING_LAG_S:g} with the trailing baseline, 0 with '
+        'containing (the original job\'s numbers).')
     group.add_argument(
         '--rule', choices=RULES, default=LIKELIHOOD,
         help='likelihood: a score in [0, 1] from the deviation against the '
@@ -172,7 +188,8 @@ def validate(options: PipelineOptions) -> AnomalyOptions:
   if season_ms and (season_ms % period_ms or season_ms < size_ms):
     raise InvalidOptionError(
         'season', 'must be a multiple of --window_period and at least --window_size')
-  if not (math.isfinite(opts.baseline_lag) and opts.baseline_lag >= 0):
+  if opts.baseline_lag is not None and not (
+      math.isfinite(opts.baseline_lag) and opts.baseline_lag >= 0):
     raise InvalidOptionError('baseline_lag', 'must be a number of seconds >= 0')
   _positive(opts, 'score_half_life')
   if not (math.isfinite(opts.alert_hold) and opts.alert_hold >= 0):

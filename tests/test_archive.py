@@ -29,7 +29,9 @@ from tests.streaming import T0, csv_record, json_record, run_stream
 from transforms.judge import alert_id
 from transforms.records import DeadLetter, RawRecord, Reading, iso_ms
 
-RULE_ARGS = ['--rule=absolute', '--threshold=50', '--window_size=10', '--window_period=5']
+# no baseline lag: the expected alerts below are computed with slots aligned with the windows
+RULE_ARGS = ['--rule=absolute', '--threshold=50', '--window_size=10', '--window_period=5',
+             '--baseline_lag=0']
 FOLDER = os.path.join('dt=2023-11-14', 'hour=22')  # T0 and the next minutes, in UTC
 FILE_NAME = re.compile(r'^part-\d{8}T\d{6}Z-s\d{3}-[0-9a-f]{12}\.parquet$')
 

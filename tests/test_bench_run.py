@@ -62,9 +62,9 @@ def test_default_quick_plan_fits_its_budget_with_every_part_the_issue_asks_for()
   assert sorted(cost) == [(100, 1), (100, 2), (10_000, 1), (10_000, 2), (100_000, 1),
                           (100_000, 2)]
   assert all(not s.search for s in steps if s.purpose in ('cost', 'latency'))
-  # at 5,000 readings/s: the job as it is, and with the baselines one period older
+  # at 5,000 readings/s: the job as it is, and without its default baseline lag
   assert [(s.rates, s.job_args) for s in steps if s.purpose == 'latency'] == [
-      ((5000.0,), ()), ((5000.0,), ('--baseline_lag=10',))]
+      ((5000.0,), ()), ((5000.0,), ('--baseline_lag=0',))]
   memory = [s for s in steps if s.purpose == 'memory']
   assert len(memory) == 1 and memory[0].measure == 600 and memory[0].rss_series
 

@@ -12,6 +12,7 @@ from collections import Counter
 
 import pytest
 
+from pipeline.options import DEFAULT_TRAILING_LAG_S
 from runners.services import Services
 from runners.simulator import Record, generate
 from runners.topic_reader import wait_for
@@ -102,12 +103,13 @@ def check_run(mode: str) -> None:
       assert counters.get('dead_letters') == MALFORMED, counters
       assert counters.get('alerts') == len(expected), counters
       assert counters.get('late_readings', 0) == 0, counters
-      # Every reading is judged, also those of the stream's first slot, for which no
-      # baseline exists (Flink would hold them back without BaselinesPerSlot's markers).
-      first_slot_end = min(r.ts_ms for r in readings) // 5000 * 5000 + 5000
+      # Every reading is judged, also those before the first window that ended at least the
+      # default baseline lag before them (the first slots), for which no baseline exists
+      # (Flink would hold them back without BaselinesPerSlot's markers).
+      first_ts, lag_ms = min(r.ts_ms for r in readings), round(DEFAULT_TRAILING_LAG_S * 1000)
       assert counters.get('judged_readings') == len(readings), counters
       assert counters.get('no_baseline') == sum(
-          1 for r in readings if r.ts_ms < first_slot_end), counters
+          1 for r in readings if (r.ts_ms - lag_ms) // 5000 * 5000 <= first_ts), counters
       reasons = Counter(r.reason for r in malformed)
       for reason, count in reasons.items():
         assert counters.get(f'dead_letter_{reason}') == count, counters

@@ -66,3 +66,11 @@ def test_entry_point_fails_fast_with_the_option_name(tmp_path):
   assert result.returncode != 0
   assert '--window_period: must divide --window_size' in result.stderr
   assert not (tmp_path / 'out').exists()
+
+
+def test_the_default_baseline_lag_depends_on_the_baseline():
+  from pipeline.build import make_shape
+  assert make_shape(PipelineOptions([])).lag_ms == 3000  # trailing: no wait at window ends
+  assert make_shape(PipelineOptions(['--baseline=containing'])).lag_ms == 0  # as the original job
+  assert make_shape(PipelineOptions(['--baseline_lag=0'])).lag_ms == 0
+  assert make_shape(PipelineOptions(['--baseline=containing', '--baseline_lag=2.5'])).lag_ms == 2500
