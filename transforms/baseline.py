@@ -51,7 +51,7 @@ from apache_beam.transforms.userstate import (ReadModifyWriteStateSpec, TimerSpe
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.batch import ReadingBatch
+from transforms.batch import ReadingBatch, slot_start_ms
 from transforms.parse import METRICS_NAMESPACE
 from transforms.records import iso_ms
 from transforms.stats import (MergedSensorPartsFn, MergedStatsFn, StatsAccumulator, WindowStats,
@@ -116,7 +116,8 @@ def _sensor_parts(element: Tuple[int, ReadingBatch]) -> Tuple[int, Dict[str, Sta
   values: Dict[str, list] = {}
   for reading in batch.readings:
     values.setdefault(reading.sensor_id, []).append(reading.value)
-  return shard, {sensor_id: accumulate(sensor_values) for sensor_id, sensor_values in values.items()}
+  return shard, {sensor_id: accumulate(sensor_values)
+                 for sensor_id, sensor_values in values.items()}
 
 
 def _per_sensor(element: Tuple[int, Dict[str, StatsAccumulator]]):
@@ -235,7 +236,7 @@ class BaselineShape(NamedTuple):
 
   def slot_start_ms(self, ts_ms):
     """The start of the slot of a reading at ts_ms (ints or numpy arrays)."""
-    return ts_ms - (ts_ms - self.slot_offset_ms) % self.period_ms
+    return slot_start_ms(ts_ms, self.period_ms, self.slot_offset_ms)
 
   @property
   def _slot_to_release_ms(self) -> int:

@@ -83,6 +83,12 @@ class ShardBatcher:
     self._open = {}
 
 
+def slot_start_ms(ts_ms, period_ms: int, slot_offset_ms: int = 0):
+  """The start of the slot of period_ms holding ts_ms, slots starting at slot_offset_ms
+  within a period (ints or numpy arrays)."""
+  return ts_ms - (ts_ms - slot_offset_ms) % period_ms
+
+
 def batches_by_slot(readings, period_ms: int, slot_offset_ms: int = 0) -> Dict[int, list]:
   """{start ms: readings, in their order} for slots of period_ms, split where the windows'
   periods start too when the slots are shifted (slot_offset_ms, a baseline lag): each
@@ -91,7 +97,7 @@ def batches_by_slot(readings, period_ms: int, slot_offset_ms: int = 0) -> Dict[i
   slots: Dict[int, list] = {}
   for reading in readings:
     ts_ms = reading.ts_ms
-    start_ms = max(ts_ms - ts_ms % period_ms, ts_ms - (ts_ms - slot_offset_ms) % period_ms)
+    start_ms = max(slot_start_ms(ts_ms, period_ms), slot_start_ms(ts_ms, period_ms, slot_offset_ms))
     slots.setdefault(start_ms, []).append(reading)
   return slots
 

@@ -42,10 +42,10 @@ _NO_CLOCK = -(2**62)
 
 class _LateGateFn(beam.DoFn):
   LATE = 'late'
-  # (clock_ms, armed, newest_ms) of a shard in one cell: without the SDK's state cache (off
-  # by default, and the EXTERNAL worker pool cannot turn it on) every state read is a
-  # blocking request to the runner, and three cells took three per shard and bundle (48
-  # round trips per bundle with 16 shards).
+  # (clock_ms, armed, newest_ms) of a shard in one cell: without the SDK's state cache (off,
+  # runners/worker_pool.py says why) every state read is a blocking request to the runner,
+  # and three cells took three per shard and bundle (48 round trips per bundle with 16
+  # shards).
   GATE = ReadModifyWriteStateSpec(
       'gate', TupleCoder((VarIntCoder(), BooleanCoder(), VarIntCoder())))
   TICK = TimerSpec('tick', TimeDomain.WATERMARK)
