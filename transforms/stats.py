@@ -108,8 +108,7 @@ class MergedSensorPartsFn(beam.CombineFn):
 
   def add_input(self, acc: dict, parts: dict) -> dict:
     for sensor_id, part in parts.items():
-      known = acc.get(sensor_id)
-      acc[sensor_id] = part if known is None else merge_two(known, part)
+      acc[sensor_id] = merge_two(acc.get(sensor_id, EMPTY), part)
     return acc
 
   def merge_accumulators(self, accumulators: Iterable[dict]) -> dict:
