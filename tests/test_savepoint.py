@@ -47,6 +47,13 @@ def test_streaming_bundles_end_after_200_ms_on_both_flinks(monkeypatch):
   assert not any(a.startswith('--max_bundle') for a in flink_args('embedded', 'j', streaming=False))
 
 
+def test_the_cluster_gets_one_python_worker_per_subtask_embedded_keeps_one(monkeypatch):
+  # Beam's default, one SDK worker per TaskManager, ran every subtask's Python in one process.
+  monkeypatch.setattr('runners.flink_options.job_server_jar', lambda: '/jar')
+  assert '--sdk_worker_parallelism=3' in flink_args('cluster', 'j', parallelism=3)
+  assert not any(a.startswith('--sdk_worker') for a in flink_args('embedded', 'j', parallelism=3))
+
+
 def test_each_build_numbers_cross_language_transforms_as_a_fresh_process():
   # A savepoint's buffered outputs are restored by the ids inside the expanded KafkaIO
   # transforms, which Beam numbers with a process-wide counter (pipeline/kafka_io.py).
