@@ -9,6 +9,8 @@ original Java job (on the cluster only, fed CSV). Each gets the same load, the s
 verdict, the same latency, CPU and RSS measurement; only how far it has read is counted
 differently (its own counter, or for the Java job its source vertex's records out).
 
+Before the load, a primer: a two-second burst of readings that the job must have read
+before the load starts (prime()), so that the job's startup is not part of the trial.
 Timeline (seconds from the load's start): 0..warmup the job fills its first 60 s window and
 starts judging (not measured); warmup..warmup+measure the lag is judged (bounded or not,
 bench.analysis.lag_verdict); then the load stops and the job gets `drain` seconds to
@@ -45,6 +47,9 @@ from bench.job import JOBS, TERMINAL, describe, load_format, make_job
 from runners.topic_reader import read_topic
 
 log = logging.getLogger('bench.trial')
+# The primer (prime()): this many seconds of readings at up to this rate, read within the
+# timeout.
+PRIMER_S, PRIMER_RPS, PRIMER_TIMEOUT_S = 2.0, 1000.0, 180.0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -143,13 +148,51 @@ def spike_every(rate: float, sensors: int, interval_s: float) -> int:
   return max(2, round(interval_s * rate / sensors))
 
 
-def start_load(args, topic: str, duration_s: float) -> subprocess.Popen:
+def start_load(args, topic: str, duration_s: float,
+               rate: Optional[float] = None) -> subprocess.Popen:
+  rate = args.rate if rate is None else rate
   cmd = [sys.executable, '-m', 'bench.load', '--bootstrap', args.bootstrap, '--topic', topic,
          '--partitions', str(args.partitions), '--sensors', str(args.sensors),
-         '--rate', str(args.rate), '--duration', str(duration_s),
-         '--spike_every', str(spike_every(args.rate, args.sensors, args.spike_interval)),
+         '--rate', str(rate), '--duration', str(duration_s),
+         '--spike_every', str(spike_every(rate, args.sensors, args.spike_interval)),
          '--engine', args.load_engine, '--format', load_format(args.job)]
   return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def wait_consumed(job, reader, offsets, timeout_s: float, poll_s: float = 0.5) -> int:
+  """Waits until the job's counter has caught up with every record produced so far (the
+  job has started reading and its whole path is up); that count."""
+  produced = offsets.produced()
+  deadline = time.monotonic() + timeout_s
+  while True:
+    if job.state() in TERMINAL:
+      raise RuntimeError(f'job ended while priming: {job.state()}')
+    try:
+      if reader.read()[job.consumed_counter] >= produced:
+        return produced
+    except OSError as error:
+      log.warning('REST read failed: %s', error)
+    if time.monotonic() > deadline:
+      raise RuntimeError(f'the job did not read the {produced} primer readings in '
+                         f'{timeout_s:.0f} s')
+    time.sleep(poll_s)
+
+
+def prime(args, job, reader, offsets) -> Dict:
+  """A short burst of readings before the trial's load, and a wait until the job has read
+  them: only then does the load start. Without it the readings produced while the job's
+  path starts up (its Python workers, the first bundles: ~15 s on the cluster) became a
+  backlog that a job near its limit could not work off within the warmup, and a rate it
+  sustained was judged by its startup."""
+  started = time.monotonic()
+  burst = start_load(args, job.topics['readings'], PRIMER_S, rate=min(args.rate, PRIMER_RPS))
+  try:
+    burst.communicate(timeout=60)
+  finally:
+    if burst.poll() is None:
+      burst.kill()
+  readings = wait_consumed(job, reader, offsets, PRIMER_TIMEOUT_S)
+  return {'readings': readings, 'seconds': round(time.monotonic() - started, 1)}
 
 
 class Sampler:
@@ -267,9 +310,15 @@ def run_trial(args, job_args: Sequence[str]) -> Dict:
         except OSError as error:
           report['other_jobs_on_cluster'] = str(error)
       offsets = Offsets(args.bootstrap, job.topics['readings'], args.partitions)
+      reader = job.reader(base, jid)
+      try:
+        report['primer'] = prime(args, job, reader, offsets)
+      except BaseException:
+        offsets.close()
+        raise
       load_s = args.warmup + args.measure
       t0 = time.time()
-      sampler = Sampler(t0, offsets, job.reader(base, jid), job, job.consumed_counter)
+      sampler = Sampler(t0, offsets, reader, job, job.consumed_counter)
       load = start_load(args, job.topics['readings'], load_s)
       latency_ms = (int((t0 + args.warmup) * 1000),
                     int((t0 + load_s - args.latency_tail) * 1000))

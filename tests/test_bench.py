@@ -503,3 +503,34 @@ def test_label_names_flink_processes_whose_classpath_holds_the_job_server_jar(mo
   }
   monkeypatch.setattr(rss, 'cmdline', commands.get)
   assert [rss.label(p) for p in (1, 2, 3)] == ['taskmanager', 'jobmanager', 'job-server']
+
+
+def test_the_load_starts_only_once_the_job_has_read_the_primer(monkeypatch):
+  clock = iter(range(100))
+  monkeypatch.setattr(trial.time, 'monotonic', lambda: next(clock))
+  monkeypatch.setattr(trial.time, 'sleep', lambda s: None)
+  running = SimpleNamespace(state=lambda: 'RUNNING', consumed_counter='readings')
+  # 2,000 produced; the counter shows 0, then a failed REST read, 1,500, then all of them
+  reads = iter([0, OSError('refused'), 1500, 2000, 2000])
+
+  class Reader:
+    def read(self):
+      value = next(reads)
+      if isinstance(value, Exception):
+        raise value
+      return {'readings': value}
+
+  assert trial.wait_consumed(running, Reader(), _Offsets([2000]), timeout_s=50) == 2000
+  assert next(reads) == 2000  # stopped at the first count that covered the primer
+
+
+def test_a_job_that_never_reads_the_primer_fails_the_trial(monkeypatch):
+  clock = iter(range(0, 1000, 10))
+  monkeypatch.setattr(trial.time, 'monotonic', lambda: next(clock))
+  monkeypatch.setattr(trial.time, 'sleep', lambda s: None)
+  running = SimpleNamespace(state=lambda: 'RUNNING', consumed_counter='readings')
+  with pytest.raises(RuntimeError, match='did not read the 2000 primer readings'):
+    trial.wait_consumed(running, _Reader([0] * 100), _Offsets([2000]), timeout_s=50)
+  failed = SimpleNamespace(state=lambda: 'FAILED', consumed_counter='readings')
+  with pytest.raises(RuntimeError, match='job ended while priming: FAILED'):
+    trial.wait_consumed(failed, _Reader([0]), _Offsets([2000]), timeout_s=50)
