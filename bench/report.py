@@ -14,10 +14,9 @@ from bench.plan import HEADLINE, LATENCY_RATE
 MARKER_START = '<!-- bench:table:start (written by make bench: edits in here are overwritten) -->'
 MARKER_END = '<!-- bench:table:end -->'
 TARGETS = {'max_rps': 20_000, 'p99_ms': 2_000, 'vs_beam_zscore': 2.0}
-# "Memory flat": over the ten-minute trial no JVM's heap floor (bench/heap.py) and no Python
-# worker's RSS grows by more than this, i.e. at most 10 MB in ten minutes.
+# "Memory flat": over the ten-minute trial no process's RSS grows by more than this after
+# the warmup, i.e. at most 10 MB in ten minutes.
 FLAT_MB_PER_MIN = 1.0
-PYTHON_PROCESSES = ('sdk-worker', 'python')
 JOB_NAMES = {'anomaly': 'ours', 'java': 'original Java job', 'beam_zscore': 'Beam ZScore'}
 
 
@@ -97,20 +96,15 @@ def memory_trend(step: Optional[Dict]) -> Dict:
     return _figure(None, (trials[-1]['error'] if trials else step.get('reason')) or 'no trial')
   rows = trials[-1].get('rss_trend') or None
   return _figure(rows, 'fewer than 3 RSS points after the warmup',
-                 rate=trials[-1].get('offered_rps'), sustained=sustained(trials[-1]),
-                 heap=trials[-1].get('heap_trend'))
+                 rate=trials[-1].get('offered_rps'), sustained=sustained(trials[-1]))
 
 
 def memory_growth(figure: Dict) -> Optional[Dict[str, float]]:
-  """{process: MB/min} on which "memory flat" is judged: each JVM's heap floor and each
-  Python worker's RSS (a JVM's RSS grows while its heap expands, bench/heap.py); None when
-  the trial measured either not at all."""
-  if figure['value'] is None or not figure.get('heap'):
+  """{'label:pid': RSS MB/min} of every process of the ten-minute trial, on which "memory
+  flat" is judged; None without that trial."""
+  if figure['value'] is None:
     return None
-  growth = {f"{r['label']}:{r['pid']} RSS": r['mb_per_min'] for r in figure['value']
-            if r['label'] in PYTHON_PROCESSES}
-  growth.update({f"{r['jvm']} heap": r['mb_per_min'] for r in figure['heap']})
-  return growth
+  return {f"{r['label']}:{r['pid']}": r['mb_per_min'] for r in figure['value']}
 
 
 def ratio(ours: Dict, theirs: Dict, name: str) -> Dict:
@@ -243,9 +237,6 @@ def row_of(step: Dict) -> List[str]:
     elif trial and step['purpose'] == 'memory':
       note = 'RSS trend MB/min: ' + ', '.join(
           f"{r['label']} {r['mb_per_min']:+.1f}" for r in trial.get('rss_trend', [])[:4])
-      if trial.get('heap_trend'):
-        note += '; heap floor MB/min: ' + ', '.join(
-            f"{r['jvm']} {r['mb_per_min']:+.1f}" for r in trial['heap_trend'])
   others = (trial or {}).get('other_jobs_on_cluster')
   if isinstance(others, int) and others:
     note = (note + '; ' if note else '') + f'{others} other job(s) ran on the cluster'

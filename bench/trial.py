@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from kafka import KafkaConsumer, TopicPartition
 
-from bench import flink_rest, heap, rss
+from bench import flink_rest, rss
 from bench.analysis import Sample, lag_verdict, latency_summary, matched_latencies
 from bench.job import JOBS, TERMINAL, describe, load_format, make_job
 from runners.topic_reader import read_topic
@@ -322,11 +322,6 @@ def run_trial(args, job_args: Sequence[str]) -> Dict:
       load = start_load(args, job.topics['readings'], load_s)
       latency_ms = (int((t0 + args.warmup) * 1000),
                     int((t0 + load_s - args.latency_tail) * 1000))
-      # A long trial also follows the JVMs' heap floors (bench/heap.py).
-      heap_sampler = (heap.HeapSampler(lambda path: flink_rest.get(base, path))
-                      if args.rss_series else None)
-      if heap_sampler:
-        heap_sampler.start()
       try:
         sampler.run_until(args.warmup)
         cpu_start = rss.cpu_of(find())
@@ -340,13 +335,9 @@ def run_trial(args, job_args: Sequence[str]) -> Dict:
         sampler.run_until(load_s + args.drain)
         readings_from, readings_to = offsets.at(latency_ms[0]), offsets.at(latency_ms[1])
       finally:
-        if heap_sampler:
-          heap_sampler.stop()
         if load.poll() is None:
           load.kill()
         offsets.close()
-      if heap_sampler:
-        report['heap_trend'] = heap_sampler.trend(since=t0 + args.warmup)
       report['load'] = json.loads(load_out.strip().splitlines()[-1])
       samples = sampler.samples
       window = [s for s in samples if args.warmup <= s.t <= load_s]
