@@ -66,6 +66,15 @@ class Step(NamedTuple):
   job_args: Tuple[str, ...] = ()  # options of the job under test, beyond the bench's own
 
 
+# Run before the first cluster step and not reported: the cluster's JVMs compile the job's
+# hot paths during their first minutes (a first trial at 20,000 readings/s on a fresh
+# cluster read 4,000-8,000/s for its first 50 s, later ones 24,000-30,000/s), and a
+# TaskManager in production is long past that.
+CLUSTER_WARMUP = Step('warmup_cluster', 'warmup', 'anomaly', 'cluster',
+                      parallelism=CLUSTER_PARALLELISM, search=False, rates=(10000.0,),
+                      warmup=30.0, measure=30.0, drain=0.0, latency_tail=0.0)
+
+
 def trial_seconds(step: Step) -> float:
   return TRIAL_OVERHEAD_S + step.warmup + step.measure + step.drain
 

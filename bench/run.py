@@ -116,6 +116,19 @@ def executor(addresses: Dict[str, str], log: Callable[[str], None]):
   return execute
 
 
+def warm_up(execute, budget: Budget, log: Callable[[str], None]) -> Dict:
+  """One trial of our job on the cluster before the measured ones, not reported as a
+  figure (plan.CLUSTER_WARMUP says why); what it did, for the results file."""
+  step = plan.CLUSTER_WARMUP
+  log(f'bench: warming the cluster up: {step.rates[0]:.0f} readings/s for '
+      f'{step.warmup + step.measure:.0f} s, not reported')
+  trials = execute(step, {}, budget).get('trials') or [{}]
+  last = trials[-1]
+  return {'offered_rps': last.get('offered_rps'),
+          'consumed_rps': (last.get('verdict') or {}).get('consumed_rps'),
+          'error': last.get('error')}
+
+
 def services_for(steps: Sequence[plan.Step], kafka_port: int,
                  expansion_port: int) -> List[tuple]:
   """(script, env) of each service the plan needs, in start order."""
@@ -237,9 +250,11 @@ def measure_all(steps: Sequence[plan.Step], args: argparse.Namespace, addresses:
     for script, env in services_for(steps, args.kafka_port, args.expansion_port):
       log(f'bench: ensuring runners/{script}' + (f' with {env}' if env else ''))
       services.ensure(script, env=env)
+    execute = executor(addresses, log)
     if any(s.mode == 'cluster' for s in steps):
       doc['machine']['versions']['flink_cluster'] = cluster_version()
-    for entry in run_plan(steps, executor(addresses, log), budget, log):
+      doc['cluster_warmup'] = warm_up(execute, budget, log)
+    for entry in run_plan(steps, execute, budget, log):
       results.append(entry)
   except KeyboardInterrupt as stop:
     doc['interrupted'] = str(stop) or 'Ctrl-C'

@@ -453,6 +453,9 @@ def test_main_writes_the_results_file_and_the_readme_and_prints_the_last_line_la
   assert doc['machine']['cores'] == 2 and doc['machine']['versions']['flink_cluster'] == '1.19.3'
   assert len(doc['machine']['loadavg_after']) == 3
   assert doc['services_started'] == ['kafka.sh', 'expansion_service.sh', 'flink_cluster.sh']
+  # the cluster's JVMs got one unreported trial first
+  assert doc['cluster_warmup'] == {'offered_rps': 400.0, 'consumed_rps': 400.0, 'error': None}
+  assert 'warmup_cluster' not in [s['key'] for s in doc['steps']]
   assert FakeServices.instances[0].stopped
   assert [s['key'] for s in doc['steps']] == [s.key for s in plan.quick_plan()]
   assert doc['figures']['vs_beam_zscore']['value'] == 0.5
@@ -537,7 +540,7 @@ def test_redo_measures_only_the_named_steps_and_keeps_the_others(fake_run, monke
   again = tmp_path / 'again'
   assert run.main(['--out_dir', str(again), '--redo', 'ours_cluster',
                    '--previous', str(first / 'latest.json')]) == 0
-  assert measured == ['ours_cluster']
+  assert measured == ['warmup_cluster', 'ours_cluster']  # a cluster step: warm-up first
   doc = json.loads((again / 'latest.json').read_text(encoding='utf-8'))
   assert [s['key'] for s in doc['steps']] == [s['key'] for s in previous['steps']]
   by_key = {s['key']: s for s in doc['steps']}
