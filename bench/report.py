@@ -88,9 +88,10 @@ def latency(trial: Optional[Dict], what: str) -> Dict:
 
 
 def memory_trend(step: Optional[Dict]) -> Dict:
-  """Each process's RSS slope after the warmup of the ten-minute trial (full plan)."""
+  """Each process's RSS slope after the warmup of the ten-minute trial (memory_cluster,
+  in both plans)."""
   if step is None:
-    return _figure(None, 'not in the plan (the full plan has the ten-minute trial)')
+    return _figure(None, 'not in the plan (memory_cluster: the ten-minute trial)')
   trials = step.get('trials') or []
   if not trials or trials[-1].get('error'):
     return _figure(None, (trials[-1]['error'] if trials else step.get('reason')) or 'no trial')
