@@ -13,8 +13,9 @@ a search for its highest sustained rate (bench.measure.search) or by trials at f
         sensors x parallelism 1 / 2) as single trials at COST_RATE reporting CPU per reading
         and RSS;
   full  (~4.5 h): searches to 15 % everywhere (baselines also embedded), latency on both
-        Flinks, the cost matrix as searches on both, and a 10-minute trial of the memory
-        trend.
+        Flinks (and on the cluster without the baseline lag), the cost matrix as searches on
+        both, and a 10-minute trial of the memory trend; on the cluster every step but the
+        cost matrix at CLUSTER_PARALLELISM, as in the quick plan.
 
 The headline figures (bench.report) come from the steps named in HEADLINE, in both plans:
 all on the cluster, where the original job runs, so that every ratio compares like with like.
@@ -152,15 +153,20 @@ def quick_plan() -> List[Step]:
 
 
 def full_plan() -> List[Step]:
+  # The cluster steps at the quick plan's parallelism (the cost matrix runs both), so that
+  # the two plans' headline figures measure the same thing.
+  on_cluster = {'parallelism': CLUSTER_PARALLELISM}
   return [
-      Step('ours_cluster', 'max', 'anomaly', 'cluster', start=500.0),
-      Step('java_cluster', 'max', 'java', 'cluster', start=5000.0),
-      Step('zscore_cluster', 'max', 'beam_zscore', 'cluster', start=1000.0),
-      _latency('cluster'),
+      Step('ours_cluster', 'max', 'anomaly', 'cluster', start=500.0, **on_cluster),
+      Step('java_cluster', 'max', 'java', 'cluster', start=5000.0, **on_cluster),
+      Step('zscore_cluster', 'max', 'beam_zscore', 'cluster', start=250.0, **on_cluster),
+      _latency('cluster')._replace(**on_cluster),
       Step('ours_embedded', 'max', 'anomaly', 'embedded', start=1000.0),
-      Step('zscore_embedded', 'max', 'beam_zscore', 'embedded', start=1000.0),
+      Step('zscore_embedded', 'max', 'beam_zscore', 'embedded', start=250.0),
       _latency('embedded'),
-      _memory(),
+      _memory()._replace(**on_cluster),
+      _latency('cluster')._replace(key='latency_cluster_lag', job_args=('--baseline_lag=0',),
+                                   **on_cluster),
       *_cost_steps('embedded', search=True),
       *_cost_steps('cluster', search=True),
   ]

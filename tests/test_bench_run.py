@@ -76,6 +76,15 @@ def test_full_plan_searches_everywhere_and_has_the_ten_minute_memory_trial():
   assert len(memory) == 1 and memory[0].measure == 600 and memory[0].rss_series
   assert all(s.search for s in steps if s.purpose in ('max', 'cost'))
   assert {s.mode for s in steps if s.purpose == 'cost'} == {'embedded', 'cluster'}
+  assert [s.key for s in steps if s.purpose == 'latency'] == [
+      'latency_cluster', 'latency_embedded', 'latency_cluster_lag']
+
+
+def test_both_plans_run_the_cluster_steps_at_the_cluster_parallelism():
+  for name in plan.PLANS:
+    steps = plan.steps_of(name)
+    assert {s.parallelism for s in steps if s.mode == 'cluster' and s.purpose != 'cost'} == {
+        plan.CLUSTER_PARALLELISM}, name
 
 
 def test_a_smaller_budget_leaves_out_the_lowest_priority_steps_first():
