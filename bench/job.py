@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from bench import flink_rest, java_baseline
 from runners import flink_rest as runners_flink_rest
 from runners import kafka_topics
-from runners.flink_options import CLUSTER_CHECKPOINT_MS, flink_args
+from runners.flink_options import flink_args
 
 BENCH_WINDOWS = ['--window_size=60', '--window_period=10']
 WINDOW_MS, SLIDE_MS = 60_000, 10_000
@@ -40,6 +40,16 @@ COUNTERS = {
     'beam_zscore': ('zscore_readings', ['readings', 'zscore_readings', 'zscore_anomalies',
                                         'dead_letters']),
 }
+
+
+def checkpoint_interval_ms(argv: Sequence[str]) -> Optional[int]:
+  """The checkpoint interval a Beam job runs with: the last --checkpointing_interval of its
+  options (the job options of a trial come after the mode's defaults); None: no checkpoints."""
+  ms = None
+  for arg in argv:
+    if arg.startswith('--checkpointing_interval='):
+      ms = int(arg.split('=', 1)[1])
+  return ms if ms and ms > 0 else None
 
 
 class FreshTopics:
@@ -103,7 +113,6 @@ class BenchJob(FreshTopics):
     self.mode, self.kind = mode, kind
     self.flink_master = flink_master
     self.consumed_counter, self.counters = COUNTERS[kind]
-    self.checkpoint_ms = CLUSTER_CHECKPOINT_MS if mode == 'cluster' else None
     self.argv: List[str] = flink_args(
         mode, self.job_name, parallelism=parallelism, flink_master=flink_master,
         worker_pool=worker_pool) + BENCH_WINDOWS + [
@@ -112,6 +121,7 @@ class BenchJob(FreshTopics):
             *kafka_topics.job_topic_args(self.topics),
             f'--group_id={self.job_name}',
             *job_args]
+    self.checkpoint_ms = checkpoint_interval_ms(self.argv)
     self.result = None
 
   def start(self) -> None:

@@ -11,6 +11,7 @@ from bench.analysis import Sample
 from bench.flink_rest import counter_name
 from bench.trial import alert_latencies, cpu_report, latency_parts, spike_every
 from runners import flink_rest as runners_flink_rest
+from runners.flink_options import CLUSTER_CHECKPOINT_MS, flink_args
 from transforms.parse import RecordParser
 from transforms.records import RawRecord, Reading
 
@@ -534,3 +535,12 @@ def test_a_job_that_never_reads_the_primer_fails_the_trial(monkeypatch):
   failed = SimpleNamespace(state=lambda: 'FAILED', consumed_counter='readings')
   with pytest.raises(RuntimeError, match='job ended while priming: FAILED'):
     trial.wait_consumed(failed, _Reader([0]), _Offsets([2000]), timeout_s=50)
+
+
+def test_a_trial_reports_the_checkpoint_interval_its_job_options_leave():
+  cluster = flink_args('cluster', 'j', job_endpoint='localhost:8099')
+  assert job.checkpoint_interval_ms(cluster) == CLUSTER_CHECKPOINT_MS
+  # a trial's own job options come last and win, as in Beam's option parsing
+  assert job.checkpoint_interval_ms(cluster + ['--checkpointing_interval=60000']) == 60_000
+  assert job.checkpoint_interval_ms(cluster + ['--checkpointing_interval=-1']) is None
+  assert job.checkpoint_interval_ms(flink_args('embedded', 'j', job_endpoint='x:1')) is None
