@@ -42,14 +42,14 @@ subtasks opened on that TaskManager, and starts a worker only when a subtask is 
 it. Beam's default, one worker per TaskManager, ran every Python step in one process on
 one core: parallelism 1, 20,000 readings/s offered, 18,694/s read, lag growing (cluster,
 1,000 sensors, AMD EPYC host, 2026-12-03). One worker per subtask (sdk_worker_parallelism
-= parallelism, tried next) left the split of the seven Python stages between the two
+= parallelism, tried next) left the split of the eight Python stages between the two
 workers to the order in which the subtasks opened, a race: in two of fourteen starts that
 day one worker got over 80 % of the Python work (0.65-0.70 cores against 0.11-0.14) and the
 job read 16,000-18,700/s of 20,000 offered, where balanced starts sustained 20,000/s. With a
-worker per stage subtask (14 here: seven stages, parallelism 2) the OS spreads them over the
+worker per stage subtask (16 here: eight stages, parallelism 2) the OS spreads them over the
 cores: 20,000/s sustained with a flat lag and 28,280/s (30,274/s read while catching up),
 at 0.058-0.08 ms of CPU per reading as before; the price is memory, ~170 MB per worker
-(14 x 170 MB against 2 x 290 MB).
+(16 workers, 2.75 GB at their peaks together, against 2 x 290 MB).
 LOOPBACK workers (embedded) live in the submitting process and share its interpreter lock,
 so embedded mode keeps one.
 
@@ -70,7 +70,7 @@ FLINK_VERSION = '1.19'
 MODES = ('embedded', 'cluster')
 CLUSTER_CHECKPOINT_MS = 10_000
 BUNDLE_TIME_MS = 200  # see the module docstring
-# At least the job's Python stages (seven with the defaults, more with the archive): with
+# At least the job's Python stages (eight with the defaults, more with the archive): with
 # sdk_worker_parallelism >= stage subtasks per TaskManager each gets a worker of its own.
 PYTHON_STAGES_BOUND = 16
 # Stages no jars with a job (runners/java/flink-job-server): the cluster has them.
