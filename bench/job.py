@@ -115,7 +115,7 @@ class BenchJob(FreshTopics):
     self.consumed_counter, self.counters = COUNTERS[kind]
     self.argv: List[str] = flink_args(
         mode, self.job_name, parallelism=parallelism, flink_master=flink_master,
-        worker_pool=worker_pool) + BENCH_WINDOWS + [
+        worker_pool=worker_pool, python_worker_per_stage=True) + BENCH_WINDOWS + [
             f'--bootstrap_servers={bootstrap}',
             f'--expansion_service={expansion_service}',
             *kafka_topics.job_topic_args(self.topics),

@@ -35,21 +35,24 @@ met a slot start. Measured on the cluster at 5,000 readings/s with --baseline_la
 p50 1.6 s / p99 4.1 s aligned, 1.1 s / 2.3 s unaligned, at the same CPU per reading.
 Savepoints stay aligned (Flink's rule), so a resume from one is unaffected.
 
-Python workers on the cluster: one SDK worker process per subtask of each Python stage
-(sdk_worker_parallelism = PYTHON_STAGES_BOUND x parallelism). Beam's Flink runner pins each
-stage subtask, as it opens, to worker (k mod sdk_worker_parallelism), k counting the
-subtasks opened on that TaskManager, and starts a worker only when a subtask is pinned to
-it. Beam's default, one worker per TaskManager, ran every Python step in one process on
-one core: parallelism 1, 20,000 readings/s offered, 18,694/s read, lag growing (cluster,
-1,000 sensors, AMD EPYC host, 2026-12-03). One worker per subtask (sdk_worker_parallelism
-= parallelism, tried next) left the split of the eight Python stages between the two
-workers to the order in which the subtasks opened, a race: in two of fourteen starts that
-day one worker got over 80 % of the Python work (0.65-0.70 cores against 0.11-0.14) and the
-job read 16,000-18,700/s of 20,000 offered, where balanced starts sustained 20,000/s. With a
-worker per stage subtask (16 here: eight stages, parallelism 2) the OS spreads them over the
-cores: 20,000/s sustained with a flat lag and 28,280/s (30,274/s read while catching up),
-at 0.058-0.08 ms of CPU per reading as before; the price is memory, ~170 MB per worker
-(16 workers, 2.75 GB at their peaks together, against 2 x 290 MB).
+Python workers on the cluster: one SDK worker process per subtask (sdk_worker_parallelism =
+parallelism) by default, or with python_worker_per_stage one per subtask of each Python
+stage (PYTHON_STAGES_BOUND x parallelism). Beam's Flink runner pins each stage subtask, as
+it opens, to worker (k mod sdk_worker_parallelism), k counting the subtasks opened on that
+TaskManager, and starts a worker only when a subtask is pinned to it. Beam's default, one
+worker per TaskManager, ran every Python step in one process on one core: parallelism 1,
+20,000 readings/s offered, 18,694/s read, lag growing (cluster, 1,000 sensors, AMD EPYC
+host, 2026-12-03). One worker per subtask leaves the split of the eight Python stages
+between the workers to the order in which the subtasks opened, a race: in two of fourteen
+starts that day one worker got over 80 % of the Python work (0.65-0.70 cores against
+0.11-0.14) and the job read 16,000-18,700/s of 20,000 offered, where balanced starts
+sustained 20,000/s. A worker per stage subtask (16 at parallelism 2) lets the OS spread
+them over the cores: 28,280/s sustained (`make bench`), at the same CPU per reading; the
+price is memory (16 workers, 2.75 GB at their peaks together, against 2 x 290 MB) and
+restarts, when every worker starts at once: in `make test-fault` with the Parquet archive
+(22 workers) the tasks ran again 41 s after a TaskManager was killed instead of ~7 s, and
+the recoveries took 29-53 s instead of 9-36 s. So the default stays one per subtask, and
+`make bench` runs the Beam jobs with one per stage subtask.
 LOOPBACK workers (embedded) live in the submitting process and share its interpreter lock,
 so embedded mode keeps one.
 
@@ -70,7 +73,7 @@ FLINK_VERSION = '1.19'
 MODES = ('embedded', 'cluster')
 CLUSTER_CHECKPOINT_MS = 10_000
 BUNDLE_TIME_MS = 200  # see the module docstring
-# At least the job's Python stages (eight with the defaults, more with the archive): with
+# At least the job's Python stages (eight with the defaults, eleven with the archive): with
 # sdk_worker_parallelism >= stage subtasks per TaskManager each gets a worker of its own.
 PYTHON_STAGES_BOUND = 16
 # Stages no jars with a job (runners/java/flink-job-server): the cluster has them.
@@ -93,12 +96,15 @@ def flink_args(mode: str, job_name: str, parallelism: int = 2, streaming: bool =
                worker_pool: str = 'localhost:50000',
                job_endpoint: Optional[str] = None,
                savepoint_path: Optional[str] = None,
-               jars_on_cluster: bool = True) -> List[str]:
+               jars_on_cluster: bool = True,
+               python_worker_per_stage: bool = False) -> List[str]:
   """Beam pipeline options for `mode` ('embedded' or 'cluster').
 
   checkpoint_ms: -1 for the mode's default (cluster: CLUSTER_CHECKPOINT_MS, embedded: off),
   None or 0 for no checkpoints. jars_on_cluster: the cluster at flink_master carries the
   job's Java runtime (runners/flink_cluster.sh does), so the job ships no jars.
+  python_worker_per_stage: on the cluster, a Python worker per stage subtask instead of per
+  subtask (faster at the limit, slower to restart: see the module docstring).
   """
   if mode not in MODES:
     raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
@@ -113,10 +119,10 @@ def flink_args(mode: str, job_name: str, parallelism: int = 2, streaming: bool =
   if mode == 'embedded':
     args += ['--flink_master=[local]', '--environment_type=LOOPBACK']
   else:
-    # One SDK worker per Python stage subtask (see the module docstring).
+    # One SDK worker per subtask, or per subtask of each Python stage (module docstring).
+    workers = PYTHON_STAGES_BOUND * parallelism if python_worker_per_stage else parallelism
     args += [f'--flink_master={flink_master}', '--environment_type=EXTERNAL',
-             f'--environment_config={worker_pool}',
-             f'--sdk_worker_parallelism={PYTHON_STAGES_BOUND * parallelism}']
+             f'--environment_config={worker_pool}', f'--sdk_worker_parallelism={workers}']
     if jars_on_cluster:
       args.append(NO_JARS_TO_STAGE)
   if checkpoint_ms == -1:

@@ -11,7 +11,7 @@ from bench.analysis import Sample
 from bench.flink_rest import counter_name
 from bench.trial import alert_latencies, cpu_report, latency_parts, spike_every
 from runners import flink_rest as runners_flink_rest
-from runners.flink_options import CLUSTER_CHECKPOINT_MS, flink_args
+from runners.flink_options import CLUSTER_CHECKPOINT_MS, PYTHON_STAGES_BOUND, flink_args
 from transforms.parse import RecordParser
 from transforms.records import RawRecord, Reading
 
@@ -544,3 +544,10 @@ def test_a_trial_reports_the_checkpoint_interval_its_job_options_leave():
   assert job.checkpoint_interval_ms(cluster + ['--checkpointing_interval=60000']) == 60_000
   assert job.checkpoint_interval_ms(cluster + ['--checkpointing_interval=-1']) is None
   assert job.checkpoint_interval_ms(flink_args('embedded', 'j', job_endpoint='x:1')) is None
+
+
+def test_the_beam_jobs_run_with_a_python_worker_per_stage_subtask_on_the_cluster(monkeypatch):
+  monkeypatch.setattr('runners.flink_options.job_server_jar', lambda: '/jar')
+  for kind in ('anomaly', 'beam_zscore'):
+    bench_job = job.make_job(kind, 'cluster', 'b:9192', 'e:8197', 2, 4, [], 'f:8081', 'w:50000')
+    assert f'--sdk_worker_parallelism={2 * PYTHON_STAGES_BOUND}' in bench_job.argv, kind

@@ -47,12 +47,13 @@ def test_streaming_bundles_end_after_200_ms_on_both_flinks(monkeypatch):
   assert not any(a.startswith('--max_bundle') for a in flink_args('embedded', 'j', streaming=False))
 
 
-def test_the_cluster_gets_a_python_worker_per_stage_subtask_embedded_keeps_one(monkeypatch):
+def test_the_cluster_gets_a_python_worker_per_subtask_or_stage_embedded_keeps_one(monkeypatch):
   # Beam's default, one SDK worker per TaskManager, ran every subtask's Python in one
-  # process; one per subtask left the stages' split between workers to chance.
+  # process; one per stage subtask (opt-in) balances better but restarts slower.
   monkeypatch.setattr('runners.flink_options.job_server_jar', lambda: '/jar')
+  assert '--sdk_worker_parallelism=3' in flink_args('cluster', 'j', parallelism=3)
   assert f'--sdk_worker_parallelism={3 * PYTHON_STAGES_BOUND}' in flink_args(
-      'cluster', 'j', parallelism=3)
+      'cluster', 'j', parallelism=3, python_worker_per_stage=True)
   assert not any(a.startswith('--sdk_worker') for a in flink_args('embedded', 'j', parallelism=3))
 
 
