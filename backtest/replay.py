@@ -53,8 +53,9 @@ def replay_series(ts_ms: Sequence[int], values: Sequence[float], rule: Rule,
                   shape: BaselineShape) -> List[float]:
   """Scores in [0, 1] of one sensor's readings (sorted by ts_ms), as the streaming job computes them.
 
-  likelihood: the score of transforms/detectors.py; stateless rules: their
-  score mapped by to_unit_interval; 0 for a reading without any baseline
+  likelihood: the score of transforms/detectors.py, the sensor starting afresh after a
+  gap of at least the rule's sensor_ttl_s (the streaming job forgets it then); stateless
+  rules: their score mapped by to_unit_interval; 0 for a reading without any baseline
   (which the streaming job never alerts on).
   """
   ts = np.asarray(ts_ms, dtype=np.int64)
@@ -66,10 +67,13 @@ def replay_series(ts_ms: Sequence[int], values: Sequence[float], rule: Rule,
   else:
     seasonals = [None] * len(ts)
   scorer = rule.scorer() if rule.is_stateful else None
+  ttl_ms = rule.sensor_ttl_s * 1000
   state = ScoreState()
   scores = []
   for ts, value, trailing, seasonal in zip(ts_ms, values, trailings, seasonals):
     if scorer is not None:
+      if state.last_ms is not None and ts - state.last_ms >= ttl_ms:
+        state = ScoreState()
       state, score = scorer.update(state, ts, value, rule.deviation(value, trailing, seasonal))
       if trailing is None and seasonal is None:
         score = 0.0  # the streaming job alerts only on readings with a baseline

@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.options import baseline_lag_s, event_time_bounds_ms, validate
+from pipeline.options import baseline_lag_s, event_time_bounds_ms, sensor_ttl_s, validate
 from transforms.baseline import BaselineShape
 from transforms.detect import DetectAnomalies
 from transforms.parse import ParseReadings, RecordParser
@@ -18,7 +18,7 @@ OUTPUTS = ('alerts', 'window_stats', 'dead_letters', 'late')
 def make_rule(options: PipelineOptions) -> Rule:
   opts = validate(options)
   return Rule(opts.rule, opts.threshold, opts.min_count, opts.min_stddev,
-              opts.score_half_life, opts.alert_hold)
+              opts.score_half_life, opts.alert_hold, sensor_ttl_s(opts))
 
 
 def make_shape(options: PipelineOptions) -> BaselineShape:

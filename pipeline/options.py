@@ -27,6 +27,25 @@ def baseline_lag_s(opts) -> float:
   return DEFAULT_TRAILING_LAG_S if opts.baseline == TRAILING else 0.0
 
 
+# The shortest default --sensor_ttl (seconds): a sensor off for a night keeps its history.
+MIN_DEFAULT_SENSOR_TTL_S = 86400.0
+
+
+def longest_history_s(opts) -> float:
+  """The longest stretch of a sensor's past that the detector reads (seconds): its trailing
+  windows, its seasonal window, the scorer's half-life and alert hold."""
+  trailing = opts.trailing_windows * opts.window_size
+  seasonal = opts.season + opts.window_size if opts.season else 0.0
+  return max(trailing, seasonal, opts.score_half_life, opts.alert_hold)
+
+
+def sensor_ttl_s(opts) -> float:
+  """The --sensor_ttl in force: the option, or twice the longest history, at least a day."""
+  if opts.sensor_ttl is not None:
+    return opts.sensor_ttl
+  return max(MIN_DEFAULT_SENSOR_TTL_S, 2 * longest_history_s(opts))
+
+
 class InvalidOptionError(ValueError):
   """A bad option value or combination; the message starts with the option name."""
 
@@ -138,6 +157,14 @@ class AnomalyOptions(PipelineOptions):
         help='likelihood: seconds after a high score during which scores not '
         'above it are halved, so one incident raises one alert. Default: 60.')
     group.add_argument(
+        '--sensor_ttl', type=float, default=None,
+        help='likelihood: seconds of event time after which a sensor that has '
+        'sent nothing is forgotten: its per-sensor scorer state is dropped and '
+        'counted (expired_sensors); if it reports again it starts afresh. '
+        'Default: twice the longest history the detector reads (trailing '
+        'windows, season, --score_half_life, --alert_hold), at least 86400 '
+        '(a day).')
+    group.add_argument(
         '--min_count', type=int, default=1,
         help='A baseline with fewer readings than this never alerts. Default: 1.')
     group.add_argument(
@@ -194,6 +221,8 @@ def validate(options: PipelineOptions) -> AnomalyOptions:
   _positive(opts, 'score_half_life')
   if not (math.isfinite(opts.alert_hold) and opts.alert_hold >= 0):
     raise InvalidOptionError('alert_hold', 'must be a number of seconds >= 0')
+  if opts.sensor_ttl is not None:
+    _positive(opts, 'sensor_ttl')
   if opts.min_count < 1:
     raise InvalidOptionError('min_count', 'must be >= 1')
   if not (math.isfinite(opts.min_stddev) and opts.min_stddev > 0):

@@ -131,7 +131,7 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
       return self._inner.update(state, ts_ms, value, deviation)
 
   fn._scorer = Recording(fn._scorer)
-  bags, states, timer = [Bag() for _ in range(SCORE_BAGS)], State(), Timer()
+  bags, states, timer, expire = [Bag() for _ in range(SCORE_BAGS)], State(), Timer(), Timer()
 
   def bag_of(ms):  # the bag of the 250 ms step ending at T0 + ms (T0 is a whole second)
     return bags[(T0 + ms) // 250 % SCORE_BAGS]
@@ -140,7 +140,7 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
     return list(fn.process((0, batch), *bags, timer) or ())
 
   def flush(ms):
-    return list(fn.on_flush(Timestamp(micros=(T0 + ms) * 1000), *bags, states) or ())
+    return list(fn.on_flush(Timestamp(micros=(T0 + ms) * 1000), *bags, states, expire) or ())
 
   fn.start_bundle()
   first = JudgedBatch((judged_row(Reading('s', 1.0, T0 + 2500), 0.1, None, None),
@@ -209,18 +209,18 @@ def test_scorer_on_arrival_scores_at_once_like_event_order_when_readings_come_in
       Counting.reads += 1
       return super().read()
 
-  fn, states = ScoreOnArrivalFn(rule), Counting()
+  fn, states, expire = ScoreOnArrivalFn(rule), Counting(), Timer()
   in_order = sorted(rows, key=lambda row: row[0][2])
   # batches as they would come: each in order of arrival, a batch's rows in any order
   batches = [JudgedBatch(tuple(reversed(in_order[i:i + 7]))) for i in range(0, len(rows), 7)]
   alerts = []
   fn.start_bundle()
   for batch in batches[:6]:
-    alerts += list(fn.process((3, batch), states))
+    alerts += list(fn.process((3, batch), states, expire))
   assert Counting.reads == 1  # the shard's states are read once per bundle
   fn.start_bundle()
   for batch in batches[6:]:
-    alerts += list(fn.process((3, batch), states))
+    alerts += list(fn.process((3, batch), states, expire))
   assert Counting.reads == 2
   assert [a['ts'] for a in alerts] == [iso_ms(T0 + 4000)] and alerts[0]['sensor_id'] == 's'
   assert states.read() == expected  # the same scores, at once, without any timer

@@ -195,7 +195,53 @@ SCORE_STEP_MS = 250  # event time that one flush timer of the scorer covers
 SCORE_BAGS = 8  # a step's readings wait in bag (step % SCORE_BAGS)
 
 
-class ScoreReadingsFn(beam.DoFn):
+class _SensorScoresFn(beam.DoFn):
+  """What both scorers share: per shard a {sensor_id: ScoreState} cell, and the release of
+  sensors that fell silent.
+
+  A sensor whose newest reading is more than the rule's sensor_ttl_s behind the watermark
+  is dropped from its shard's cell and counted (`expired_sensors`): sensors come and go in
+  a plant, and without this every sensor ever seen would stay in state for the job's life.
+  One watermark timer per shard, armed while its cell holds any sensor, fires at the
+  earliest moment one of them can expire and re-arms itself for the next; a sensor that
+  reports again after expiring starts afresh, as a new one.
+  """
+  STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: ScoreState}
+  EXPIRE = TimerSpec('expire', TimeDomain.WATERMARK)
+
+  def __init__(self, rule: Rule):
+    self._rule = rule
+    self._scorer = rule.scorer()
+    self._ttl_ms = round(rule.sensor_ttl_s * 1000)
+    self._alerts = Metrics.counter(METRICS_NAMESPACE, 'alerts')
+    self._expired = Metrics.counter(METRICS_NAMESPACE, 'expired_sensors')
+
+  def _arm_expiry(self, score_states: Dict[str, ScoreState], expire) -> None:
+    """Sets the shard's expiry timer at the earliest moment one of its sensors can expire."""
+    expire.set(min(state.last_ms for state in score_states.values()) / 1000.0
+               + self._ttl_ms / 1000.0)
+
+  @on_timer(EXPIRE)
+  def on_expire(self, fired_at=beam.DoFn.TimestampParam,
+                states=beam.DoFn.StateParam(STATES), expire=beam.DoFn.TimerParam(EXPIRE)):
+    self._forget_cached_states()
+    score_states = states.read() or {}
+    silent = [sensor_id for sensor_id, state in score_states.items()
+              if state.last_ms + self._ttl_ms <= fired_at.micros // 1000]
+    for sensor_id in silent:
+      del score_states[sensor_id]
+    self._expired.inc(len(silent))
+    if score_states:
+      states.write(score_states)
+      self._arm_expiry(score_states, expire)
+    else:
+      states.clear()
+
+  def _forget_cached_states(self) -> None:
+    """A scorer that keeps a shard's cell for its bundle reads it again after an expiry."""
+
+
+class ScoreReadingsFn(_SensorScoresFn):
   """Per sensor, in event-time order: deviation -> likelihood score -> alert above the threshold.
 
   Input: (shard, JudgedBatch) in the global window, the shard being
@@ -222,13 +268,10 @@ class ScoreReadingsFn(beam.DoFn):
   shard (before that) made readings that came after it was armed wait for a second flush.
   """
   PENDING = tuple(BagStateSpec(f'pending_{i}', JudgedBatchCoder()) for i in range(SCORE_BAGS))
-  STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: ScoreState}
   FLUSH = TimerSpec('flush', TimeDomain.WATERMARK)
 
   def __init__(self, rule: Rule):
-    self._rule = rule
-    self._scorer = rule.scorer()
-    self._alerts = Metrics.counter(METRICS_NAMESPACE, 'alerts')
+    super().__init__(rule)
     self._armed = set()  # (shard, step) whose timer this bundle has set
 
   def start_bundle(self):
@@ -255,7 +298,8 @@ class ScoreReadingsFn(beam.DoFn):
                p2=beam.DoFn.StateParam(PENDING[2]), p3=beam.DoFn.StateParam(PENDING[3]),
                p4=beam.DoFn.StateParam(PENDING[4]), p5=beam.DoFn.StateParam(PENDING[5]),
                p6=beam.DoFn.StateParam(PENDING[6]), p7=beam.DoFn.StateParam(PENDING[7]),
-               states=beam.DoFn.StateParam(STATES)):
+               states=beam.DoFn.StateParam(_SensorScoresFn.STATES),
+               expire=beam.DoFn.TimerParam(_SensorScoresFn.EXPIRE)):
     now_ms = fired_at.micros // 1000
     pending = (p0, p1, p2, p3, p4, p5, p6, p7)[now_ms // SCORE_STEP_MS % SCORE_BAGS]
     waiting = sorted((row for batch in pending.read() for row in batch.rows), key=_row_ts_ms)
@@ -267,8 +311,11 @@ class ScoreReadingsFn(beam.DoFn):
     if rest:
       pending.add(JudgedBatch(tuple(rest)))
     score_states = states.read() or {}
+    newly_held = not score_states
     yield from _score_rows(self._scorer, self._rule, self._alerts, due, score_states)
     states.write(score_states)
+    if newly_held:
+      self._arm_expiry(score_states, expire)
 
 
 def _score_rows(scorer: LikelihoodScorer, rule: Rule, alerts_counter, rows,
@@ -287,7 +334,7 @@ def _score_rows(scorer: LikelihoodScorer, rule: Rule, alerts_counter, rows,
                        int(time.time() * 1000))
 
 
-class ScoreOnArrivalFn(beam.DoFn):
+class ScoreOnArrivalFn(_SensorScoresFn):
   """Per sensor, in the order readings arrive (--score_order=arrival): deviation ->
   likelihood score -> alert, at once.
 
@@ -301,27 +348,32 @@ class ScoreOnArrivalFn(beam.DoFn):
   after later ones of its sensor is scored when it arrives, as late data is there.
 
   A shard's {sensor_id: ScoreState} is read once per bundle: in a bundle only this DoFn
-  changes it (as in the late gate), and every state read is a request to the runner.
+  changes it (as in the late gate; an expiry makes it read again), and every state read is
+  a request to the runner.
   """
-  STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: ScoreState}
 
   def __init__(self, rule: Rule):
-    self._rule = rule
-    self._scorer = rule.scorer()
-    self._alerts = Metrics.counter(METRICS_NAMESPACE, 'alerts')
+    super().__init__(rule)
     self._known = {}
 
   def start_bundle(self):
     self._known = {}
 
-  def process(self, element, states=beam.DoFn.StateParam(STATES)):
+  def _forget_cached_states(self) -> None:
+    self._known = {}
+
+  def process(self, element, states=beam.DoFn.StateParam(_SensorScoresFn.STATES),
+              expire=beam.DoFn.TimerParam(_SensorScoresFn.EXPIRE)):
     shard, batch = element
     score_states = self._known.get(shard)
     if score_states is None:
       score_states = self._known[shard] = states.read() or {}
+    newly_held = not score_states
     yield from _score_rows(self._scorer, self._rule, self._alerts,
                            sorted(batch.rows, key=_row_ts_ms), score_states)
     states.write(score_states)
+    if newly_held:
+      self._arm_expiry(score_states, expire)
 
 
 def _rows_by_step(rows: Tuple[tuple, ...]) -> Dict[int, tuple]:

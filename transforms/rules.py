@@ -32,7 +32,8 @@ class Rule:
   """A configured rule; `judge` is pure so it is tested at and around each threshold."""
 
   def __init__(self, name: str, threshold: Optional[float] = None, min_count: int = 1,
-               min_stddev: float = 1e-6, half_life_s: float = 3600.0, hold_s: float = 60.0):
+               min_stddev: float = 1e-6, half_life_s: float = 3600.0, hold_s: float = 60.0,
+               sensor_ttl_s: float = 86400.0):
     if name not in RULES:
       raise ValueError(f'rule must be one of {RULES}, got {name!r}')
     self.name = name
@@ -41,6 +42,8 @@ class Rule:
     self.min_stddev = min_stddev
     self.half_life_s = half_life_s  # likelihood only
     self.hold_s = hold_s  # likelihood only
+    # likelihood only: a sensor silent this long (event time) loses its scorer state
+    self.sensor_ttl_s = sensor_ttl_s
 
   @property
   def is_stateful(self) -> bool:
