@@ -27,8 +27,9 @@ def baseline_lag_s(opts) -> float:
   return DEFAULT_TRAILING_LAG_S if opts.baseline == TRAILING else 0.0
 
 
-# The shortest default --sensor_ttl (seconds): a sensor off for a night keeps its history.
-MIN_DEFAULT_SENSOR_TTL_S = 86400.0
+# The shortest default --sensor_ttl (seconds): a plant shut down for a fortnight keeps its
+# sensors' history (docs/state.md).
+MIN_DEFAULT_SENSOR_TTL_S = 14 * 86400.0
 
 
 def longest_history_s(opts) -> float:
@@ -40,7 +41,8 @@ def longest_history_s(opts) -> float:
 
 
 def sensor_ttl_s(opts) -> float:
-  """The --sensor_ttl in force: the option, or twice the longest history, at least a day."""
+  """The --sensor_ttl in force: the option, or twice the longest history, at least
+  MIN_DEFAULT_SENSOR_TTL_S."""
   if opts.sensor_ttl is not None:
     return opts.sensor_ttl
   return max(MIN_DEFAULT_SENSOR_TTL_S, 2 * longest_history_s(opts))
@@ -162,8 +164,8 @@ class AnomalyOptions(PipelineOptions):
         'sent nothing is forgotten: its per-sensor scorer state is dropped and '
         'counted (expired_sensors); if it reports again it starts afresh. '
         'Default: twice the longest history the detector reads (trailing '
-        'windows, season, --score_half_life, --alert_hold), at least 86400 '
-        '(a day).')
+        'windows, season, --score_half_life, --alert_hold), at least 1209600 '
+        '(14 days).')
     group.add_argument(
         '--min_count', type=int, default=1,
         help='A baseline with fewer readings than this never alerts. Default: 1.')

@@ -95,12 +95,12 @@ def test_every_sensor_gone_clears_the_shard():
   assert runner.expire.at * 1000 == T0 + 150_000
 
 
-def test_sensor_ttl_defaults_to_twice_the_longest_history_and_at_least_a_day():
+def test_sensor_ttl_defaults_to_twice_the_longest_history_and_at_least_14_days():
   def ttl(*args):
     return sensor_ttl_s(validate(AnomalyOptions(list(args))))
-  assert ttl() == 86400.0
-  assert ttl('--season=86400') == 2 * (86400 + 10)
-  assert ttl('--score_half_life=100000') == 200000.0
+  assert ttl() == 14 * 86400.0
+  assert ttl('--season=604800') == 2 * (604800 + 10)
+  assert ttl('--score_half_life=1000000') == 2000000.0
   assert ttl('--sensor_ttl=600') == 600.0
   with pytest.raises(InvalidOptionError, match='^--sensor_ttl: '):
     validate(AnomalyOptions(['--sensor_ttl=0']))

@@ -33,7 +33,7 @@ class Rule:
 
   def __init__(self, name: str, threshold: Optional[float] = None, min_count: int = 1,
                min_stddev: float = 1e-6, half_life_s: float = 3600.0, hold_s: float = 60.0,
-               sensor_ttl_s: float = 86400.0):
+               sensor_ttl_s: float = 14 * 86400.0):
     if name not in RULES:
       raise ValueError(f'rule must be one of {RULES}, got {name!r}')
     self.name = name
