@@ -6,16 +6,19 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
+import java.util.stream.Collectors;
 import org.apache.beam.sdk.coders.Coder;
 import org.apache.beam.sdk.coders.IterableCoder;
 import org.apache.beam.sdk.coders.KvCoder;
 import org.apache.beam.sdk.coders.SetCoder;
+import org.apache.beam.sdk.coders.VarLongCoder;
 import org.apache.beam.sdk.state.CombiningState;
 import org.apache.beam.sdk.state.ValueState;
 import org.apache.beam.sdk.transforms.Combine;
 import org.apache.beam.sdk.transforms.Materializations;
 import org.apache.beam.sdk.transforms.ViewFn;
 import org.apache.beam.sdk.transforms.windowing.BoundedWindow;
+import org.apache.beam.sdk.transforms.windowing.PaneInfo;
 import org.apache.beam.sdk.util.construction.RunnerPCollectionView;
 import org.apache.beam.sdk.values.PCollectionView;
 import org.apache.beam.sdk.values.WindowedValue;
@@ -24,7 +27,8 @@ import org.apache.beam.sdk.values.WindowedValues;
 /**
  * Replacement for {@code org.apache.beam.runners.core.SideInputHandler} of Beam 2.70.0
  * (beam-runners-core-java, also bundled in beam-sdks-java-harness), with the same public API,
- * state names and behaviour, except for the coder of the side-input contents state.
+ * state names and behaviour, except for the coder of the side-input contents state and for
+ * forgetting windows that have expired.
  *
  * <p><b>Why it exists.</b> Flink's streaming {@code DoFnOperator} (and so the portable
  * {@code ExecutableStageDoFnOperator}) keeps side-input data in this handler, backed by
@@ -49,6 +53,17 @@ import org.apache.beam.sdk.values.WindowedValues;
  * (the same coder the side-input stream itself is encoded with). Every other view keeps Beam's
  * coder, so non-portable pipelines are unaffected. The state names are unchanged.
  *
+ * <p><b>Forgetting expired windows.</b> Beam's handler never releases a side-input window: the
+ * Flink {@code DoFnOperator} never tells it that the watermark has passed one, so a windowed
+ * side input (one element per slot in this project) grows the operator state, and every
+ * checkpoint, for as long as the job runs (docs/state.md describes the upstream bug). This
+ * handler follows the side input's own progress instead: a pane whose timing is ON_TIME or
+ * LATE proves that the side input's grouping watermark has passed that window's end, so
+ * every window whose end plus the view's allowed lateness lies before the newest such end can
+ * no longer be read by an on-time main-input element, and its contents and ready mark are
+ * cleared. A main-input element that still arrives for an expired window (it is later than
+ * the side input's allowed lateness) finds it ready and empty instead of waiting for ever.
+ *
  * <p>Delete this class when Beam is upgraded to a version whose portable Flink runner declares
  * side-input state with the element coder; check with a streaming job with a side input and
  * {@code --checkpointing_interval}.
@@ -68,6 +83,13 @@ public class SideInputHandler implements ReadyCheckingSideInputReader {
   /** Per view: the set of windows for which the side input has arrived (global namespace). */
   private final Map<PCollectionView<?>, StateTag<CombiningState<BoundedWindow, Set<BoundedWindow>, Set<BoundedWindow>>>>
       readyWindowsTags = new HashMap<>();
+
+  /**
+   * Per view: the largest end (max timestamp, ms) of a window whose side input came in an
+   * ON_TIME or LATE pane, a lower bound of the side input's watermark (global namespace).
+   */
+  private final Map<PCollectionView<?>, StateTag<ValueState<Long>>> watermarkTags =
+      new HashMap<>();
 
   /** Per view: the elements of the side input (window namespace). */
   private final Map<PCollectionView<?>, StateTag<ValueState<Iterable<?>>>> contentsTags =
@@ -96,6 +118,8 @@ public class SideInputHandler implements ReadyCheckingSideInputReader {
       StateTag<ValueState<Iterable<?>>> contents =
           (StateTag) StateTags.value("side-input-data-" + id, IterableCoder.of(storedElementCoder(view)));
       contentsTags.put(view, contents);
+      watermarkTags.put(
+          view, StateTags.value("side-input-watermark-" + id, VarLongCoder.of()));
     }
   }
 
@@ -115,16 +139,66 @@ public class SideInputHandler implements ReadyCheckingSideInputReader {
     return coder;
   }
 
-  /** Stores the side input's elements for each of the value's windows and marks them ready. */
+  /**
+   * Stores the side input's elements for each of the value's windows and marks them ready; a
+   * pane past the end of its window also forgets the windows that have expired since.
+   */
   public void addSideInputValue(PCollectionView<?> sideInput, WindowedValue<Iterable<?>> value) {
     StateTag<ValueState<Iterable<?>>> contents = contentsTags.get(sideInput);
     StateTag<CombiningState<BoundedWindow, Set<BoundedWindow>, Set<BoundedWindow>>> ready =
         readyWindowsTags.get(sideInput);
     Coder<? extends BoundedWindow> windowCoder = windowCoderOf(sideInput);
+    long newestEnd = Long.MIN_VALUE;
     for (BoundedWindow window : value.getWindows()) {
       stateInternals.state(windowNamespace(windowCoder, window), contents).write(value.getValue());
       stateInternals.state(StateNamespaces.global(), ready).add(window);
+      newestEnd = Math.max(newestEnd, window.maxTimestamp().getMillis());
     }
+    PaneInfo.Timing timing = value.getPaneInfo().getTiming();
+    if (timing == PaneInfo.Timing.ON_TIME || timing == PaneInfo.Timing.LATE) {
+      advanceWatermark(sideInput, newestEnd);
+    }
+  }
+
+  /** Raises the view's watermark bound to {@code endMillis} and forgets what expired. */
+  private void advanceWatermark(PCollectionView<?> view, long endMillis) {
+    ValueState<Long> watermark = stateInternals.state(StateNamespaces.global(), watermarkTags.get(view));
+    Long current = watermark.read();
+    if (current != null && current >= endMillis) {
+      return;
+    }
+    watermark.write(endMillis);
+    CombiningState<BoundedWindow, Set<BoundedWindow>, Set<BoundedWindow>> ready =
+        stateInternals.state(StateNamespaces.global(), readyWindowsTags.get(view));
+    Set<BoundedWindow> readyWindows = ready.read();
+    if (readyWindows == null) {
+      return;
+    }
+    Set<BoundedWindow> expired =
+        readyWindows.stream()
+            .filter(window -> isExpired(view, window, endMillis))
+            .collect(Collectors.toSet());
+    if (expired.isEmpty()) {
+      return;
+    }
+    Set<BoundedWindow> kept = new HashSet<>(readyWindows);
+    kept.removeAll(expired);
+    Coder<? extends BoundedWindow> windowCoder = windowCoderOf(view);
+    for (BoundedWindow window : expired) {
+      stateInternals.state(windowNamespace(windowCoder, window), contentsTags.get(view)).clear();
+    }
+    ready.clear();
+    ready.addAccum(kept);
+  }
+
+  /**
+   * Whether no on-time element can read {@code window} any more: its end plus the view's
+   * allowed lateness lies before {@code watermarkMillis}.
+   */
+  private static boolean isExpired(PCollectionView<?> view, BoundedWindow window, long watermarkMillis) {
+    long lateness = view.getWindowingStrategyInternal().getAllowedLateness().getMillis();
+    long end = window.maxTimestamp().getMillis();
+    return end < watermarkMillis && watermarkMillis - end > lateness;
   }
 
   @Override
@@ -160,7 +234,21 @@ public class SideInputHandler implements ReadyCheckingSideInputReader {
   public boolean isReady(PCollectionView<?> sideInput, BoundedWindow window) {
     Set<BoundedWindow> ready =
         stateInternals.state(StateNamespaces.global(), readyWindowsTags.get(sideInput)).read();
-    return ready != null && ready.contains(window);
+    if (ready != null && ready.contains(window)) {
+      return true;
+    }
+    // An expired window was forgotten (or never came): waiting for it would hold the element,
+    // and the watermark behind it, for ever.
+    Long watermark =
+        stateInternals.state(StateNamespaces.global(), watermarkTags.get(sideInput)).read();
+    return watermark != null && isExpired(sideInput, window, watermark);
+  }
+
+  /** The windows of {@code view} held now (for tests). */
+  Set<BoundedWindow> readyWindows(PCollectionView<?> view) {
+    Set<BoundedWindow> ready =
+        stateInternals.state(StateNamespaces.global(), readyWindowsTags.get(view)).read();
+    return ready != null ? ready : Collections.emptySet();
   }
 
   @Override
