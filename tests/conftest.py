@@ -9,6 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def pytest_configure(config):
   config.addinivalue_line('markers', 'e2e: needs real Kafka and Flink (make test-e2e)')
   config.addinivalue_line('markers', 'fault: kills and restarts services (make test-fault)')
+  config.addinivalue_line('markers', 'soak: a week of event time on the cluster (make test-soak)')
   # Third-party noise on every run (kafka-python's importlib use, Google's grpcio notice).
   config.addinivalue_line('filterwarnings', 'ignore::DeprecationWarning:kafka.*')
   config.addinivalue_line('filterwarnings', 'ignore::DeprecationWarning:importlib.*')

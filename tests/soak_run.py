@@ -1,0 +1,596 @@
+"""A soak run: a week of event time through the job on the standalone cluster, compressed.
+
+Issue 20: the job must run for months, so its state must stop growing once the history it
+reads is full. This run shows whether it does. It writes the whole soak into a fresh
+readings topic FIRST (days of readings, timestamped in the past), and only then starts the
+job (checkpoints on, the `absolute` rule of tests/e2e_job.py DETECTION_ARGS, whose alerts
+tests/oracle.py predicts exactly). Event time must lie in the past and the job must never
+catch up with the data while the soak runs: the job's read (IdleAwareCreateTimePolicy in
+runners/java/kafka-event-time) moves a caught-up partition's watermark to about now, which
+would make every later reading late. At the end every partition catches up, its watermark
+jumps to now and the last windows fire.
+
+The job reads that backlog PACED (Pacer): a Kafka client quota on the job's consumer
+(`client.id`, small fetches) holds the read at the pace the judging step keeps up with. Read
+unpaced, the readings reach the judging step long before their slots' baselines (which pass
+through four groupings) and wait there: Beam's Flink runner re-examines every waiting
+reading, and finishes a bundle, for each side-input element that arrives, so the wait grows
+quadratically, the TaskManager heap fills, and the job stalls within a simulated day. The
+pacer measures how far the readings are ahead of the last step's watermark (Flink REST) and
+adjusts the quota to keep that lead near `lead_ms` of event time.
+
+Per simulated day, once the watermark of every step (so also the alerts') has passed the
+day's end, it records:
+- `heap_mb`: heap used of each TaskManager running the job right after a full collection
+  (`jcmd <pid> GC.run`, then `GC.heap_info`), summed;
+- `worker_rss_mb`: the resident memory of every Python SDK worker (the worker pool's
+  descendants), summed, and each worker's;
+- the first checkpoint completed after that moment (REST `/jobs/<jid>/checkpoints`):
+  `state_size`, `checkpointed_size`, and `persisted_data`, the in-flight buffers an unaligned
+  checkpoint also carries (they depend on the backlog at that moment, not on the state);
+  `state_mb` is state_size minus persisted_data.
+
+Verdict: for each of state_mb, heap_mb and worker_rss_mb, the figure of the LAST day must be
+at most GROWTH_LIMIT (20 %) above the figure of day 1 (the first full day; both recorded as
+the watermark passed the day's end, while the job was reading a backlog); shrinking passes.
+And the outputs must be exact: the alert ids, once duplicates are dropped, are exactly
+tests/oracle.py's set; the dead letters, deduplicated by source partition and offset, are
+exactly the malformed records produced; the late topic is empty.
+
+The load (SoakPlan): `dense` sensors report every 10 s, staggered so that every 5 s slot has
+readings and every reading has a baseline (a 10 s window holds exactly one earlier reading of
+its sensor); `sparse` sensors report every 5 minutes (state, but no baselines). Sensor 0
+(dense) stops on day 2, the last sensor (dense) starts on day 3; spikes on dense sensors give
+alerts on every day; a few malformed records a day give dead letters. Readings are few on
+purpose: in compressed time the job's cost is per slot and period (the baselines of each slot,
+the late gate's ticks, each sensor's windows) more than per reading.
+
+  .venv/bin/python -m tests.soak_run --days 7     # make soak DAYS=7; the services must run
+"""
+
+import argparse
+import heapq
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+from kafka import KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest
+
+from bench.rss import descendants, read_status
+from runners import flink_rest
+from runners.simulator import MALFORMED_SAMPLES, SensorModel
+from runners.topic_reader import end_offsets, wait_for
+from tests.e2e_job import BOOTSTRAP, JobRun
+from tests.fault_run import ROOT, recorded_pid
+from tests.oracle import expected_alert_ids
+from transforms.records import Reading
+
+DAY_MS = 86_400_000
+PARTITIONS = 4
+SOAK_DIR = os.path.join(ROOT, '.local/soak')
+GROWTH_LIMIT = 0.20  # the last day's figures at most 20 % above day 1's (issue 20)
+GROWTH_FIGURES = ('state_mb', 'heap_mb', 'worker_rss_mb')
+MB = 1024 * 1024
+
+
+class SoakPlan(NamedTuple):
+  """What the soak produces; times in ms of event time."""
+  days: int = 7
+  dense: int = 10  # sensors reporting every dense_every_ms
+  dense_every_ms: int = 10_000
+  sparse: int = 90  # sensors reporting every sparse_every_ms
+  sparse_every_ms: int = 300_000
+  spikes_per_day: int = 6
+  malformed_per_day: int = 2
+  # Event time after the last day: that day's end then passes while the job still reads a
+  # backlog, as every other day's did, not in the final catch-up.
+  tail_ms: int = 1_800_000
+  seed: int = 20
+
+  @property
+  def sensors(self) -> int:
+    return self.dense + self.sparse + 1  # + the one that starts on day 3
+
+  @property
+  def span_ms(self) -> int:
+    return self.days * DAY_MS + self.tail_ms
+
+  def stop_ms(self, start_ms: int) -> int:
+    """When sensor 0 (dense) stops reporting: day 2, 06:00."""
+    return start_ms + DAY_MS + DAY_MS // 4
+
+  def late_start_ms(self, start_ms: int) -> int:
+    """When the last sensor (dense) starts reporting: day 3, 06:00."""
+    return start_ms + 2 * DAY_MS + DAY_MS // 4
+
+
+class SoakRecord(NamedTuple):
+  partition: int
+  key: Optional[bytes]
+  payload: bytes
+  ts_ms: int
+  reading: Optional[Reading]  # None for a malformed record
+  reason: Optional[str] = None  # the dead-letter reason of a malformed record
+
+
+def _sensor_records(plan: SoakPlan, index: int, start_ms: int,
+                    spikes: Dict[int, float]) -> Iterator[Tuple[int, int, SoakRecord]]:
+  """One sensor's readings in event-time order, as (ts_ms, index, record)."""
+  rng = random.Random(plan.seed * 1_000 + index)
+  model = SensorModel(rng, index)
+  end_ms = start_ms + plan.span_ms
+  if index < plan.dense or index == plan.sensors - 1:
+    every = plan.dense_every_ms
+    first = start_ms + index % plan.dense * every // plan.dense
+  else:
+    every = plan.sparse_every_ms
+    first = start_ms + (index - plan.dense) * every // plan.sparse
+  if index == 0:
+    end_ms = min(end_ms, plan.stop_ms(start_ms))
+  if index == plan.sensors - 1:
+    first = plan.late_start_ms(start_ms) + every // (2 * plan.dense)
+  for ts_ms in range(first, end_ms, every):
+    value = round(model.value(rng, ts_ms / 1000.0) + spikes.get(ts_ms, 0.0), 4)
+    payload = json.dumps({'sensor_id': model.sensor_id, 'value': value, 'ts': ts_ms}).encode()
+    yield ts_ms, index, SoakRecord(index % PARTITIONS, model.sensor_id.encode(), payload,
+                                   ts_ms, Reading(model.sensor_id, value, ts_ms))
+
+
+def soak_records(plan: SoakPlan, start_ms: int) -> Iterator[SoakRecord]:
+  """Every record of the soak in event-time order (so each partition is in order too)."""
+  rng = random.Random(plan.seed)
+  spikes: Dict[int, Dict[int, float]] = {}  # sensor index -> {ts_ms: added value}
+  malformed = []
+  for day in range(plan.days):
+    day_ms = start_ms + day * DAY_MS
+    for _ in range(plan.spikes_per_day):
+      # On a reading of sensors 1..dense-1 (they report all week, on their 10 s grid).
+      index = rng.randrange(1, plan.dense)
+      first = start_ms + index * plan.dense_every_ms // plan.dense
+      at = day_ms + rng.randrange(DAY_MS)
+      at -= (at - first) % plan.dense_every_ms
+      spikes.setdefault(index, {})[at] = rng.choice((-1, 1)) * rng.uniform(80.0, 160.0)
+    for k in range(plan.malformed_per_day):
+      payload, reason = MALFORMED_SAMPLES[rng.randrange(len(MALFORMED_SAMPLES))]
+      at = day_ms + rng.randrange(DAY_MS)
+      malformed.append((at, -1, SoakRecord((day + k) % PARTITIONS, None, payload, at, None,
+                                           reason)))
+  malformed.sort(key=lambda entry: entry[0])
+  streams = [_sensor_records(plan, i, start_ms, spikes.get(i, {}))
+             for i in range(plan.sensors)]
+  for _, _, record in heapq.merge(malformed, *streams, key=lambda entry: entry[:2]):
+    yield record
+
+
+class Produced(NamedTuple):
+  """What the producer wrote: the ground truth of the soak."""
+  readings: List[Reading]
+  malformed: List[Tuple[int, int, str]]  # (partition, offset, reason)
+  per_partition: Dict[int, int]
+  payload_bytes: int
+
+
+def produce(topic: str, records: Iterator[SoakRecord]) -> Produced:
+  """Sends every record, each partition in order, and checks the broker took them all.
+
+  Small batches: a fetch returns at least one whole batch, so the batch size is the grain of
+  the pacer's quota."""
+  producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20, batch_size=16_384,
+                           acks='all', enable_idempotence=True)
+  failures = []
+  readings, malformed_futures = [], []
+  per_partition = {p: 0 for p in range(PARTITIONS)}
+  payload_bytes = 0
+  try:
+    for record in records:
+      future = producer.send(topic, key=record.key, value=record.payload,
+                             timestamp_ms=record.ts_ms, partition=record.partition)
+      future.add_errback(failures.append)
+      per_partition[record.partition] += 1
+      payload_bytes += len(record.payload) + len(record.key or b'')
+      if record.reading is None:
+        malformed_futures.append((future, record.reason))
+      else:
+        readings.append(record.reading)
+    producer.flush()
+  finally:
+    producer.close()
+  if failures:
+    raise RuntimeError(f'{len(failures)} records not produced, first: {failures[0]!r}')
+  written = end_offsets(BOOTSTRAP, topic)
+  if written != per_partition:
+    raise RuntimeError(f'the topic holds {written} records per partition, sent {per_partition}')
+  malformed = [(f.get().partition, f.get().offset, reason) for f, reason in malformed_futures]
+  return Produced(readings, malformed, per_partition, payload_bytes)
+
+
+def keep_for_ever(admin, topics: List[str]) -> None:
+  """No retention and no time-based segment roll: the broker keeps records for 24 h
+  (runners/kafka.sh) and rolls a segment whose first record is older than segment.ms, and
+  the soak's records are days old from the start."""
+  admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                      configs={'retention.ms': '-1',
+                                               'segment.ms': str(365 * DAY_MS)})
+                       for topic in topics])
+
+
+class Pacer:
+  """Holds the job's read of the backlog to the pace its slowest step keeps up with.
+
+  A Kafka client quota (consumer_byte_rate) on the job's consumer client.id. Every
+  `every_s` the rate is multiplied by `up` while the readings are less than half `lead_ms` of
+  event time ahead of the slowest step's watermark, and by `down` while they are more than
+  `lead_ms` ahead. The lead moves in steps (each grouping's watermark advances when its
+  bundle ends), so the target is generous and the steps are small."""
+
+  FETCH_BYTES = 8_192  # the job's fetches: small, so that the quota's throttling is smooth
+
+  def __init__(self, admin, client_id: str, rate: float, lead_ms: int, every_s: float = 10.0,
+               min_rate: float = 1_000.0, up: float = 1.2, down: float = 0.8):
+    self.admin = admin
+    self.client_id = client_id
+    self.rate = rate
+    self.lead_ms = lead_ms
+    self.every_s = every_s
+    self.min_rate = min_rate
+    self.up, self.down = up, down
+    self._changed_at = time.monotonic()
+    self._set(rate)
+
+  def consumer_args(self) -> List[str]:
+    return [f'--consumer_config=client.id={self.client_id}',
+            f'--consumer_config=max.partition.fetch.bytes={self.FETCH_BYTES}',
+            f'--consumer_config=fetch.max.bytes={self.FETCH_BYTES}']
+
+  def adjust(self, lead_ms: Optional[int]) -> None:
+    if lead_ms is None or time.monotonic() - self._changed_at < self.every_s:
+      return
+    self._changed_at = time.monotonic()
+    if lead_ms > self.lead_ms:
+      self._set(max(self.min_rate, self.rate * self.down))
+    elif lead_ms < self.lead_ms / 2:
+      self._set(self.rate * self.up)
+
+  def release(self) -> None:
+    """No quota any more (the rest of the backlog is read at full speed)."""
+    self._set(None)
+
+  def _set(self, rate: Optional[float]) -> None:
+    entry = AlterClientQuotasRequest.EntryData
+    op = entry.OpData(key='consumer_byte_rate', value=float(round(rate or 0)),
+                       remove=rate is None)
+    request = AlterClientQuotasRequest(
+        entries=[entry(entity=[entry.EntityData(entity_type='client-id',
+                                                entity_name=self.client_id)], ops=[op])],
+        validate_only=False)
+    # kafka-python's admin client has no quota call; its connection manager sends the request.
+    response = self.admin._manager.run(self.admin._manager.send, request)  # pylint: disable=protected-access
+    errors = [e.error_message or e.error_code for e in response.entries if e.error_code]
+    if errors:
+      raise RuntimeError(f'quota of {self.client_id} not set: {errors}')
+    if rate is not None:
+      self.rate = rate
+
+
+def watermarks(jid: str) -> Tuple[Optional[int], Optional[int]]:
+  """(the readings' watermark, the slowest step's watermark) in ms, from Flink REST: the
+  largest and the smallest input watermark of the job's non-source vertices (None until
+  every subtask of each has one)."""
+  lows = []
+  for vertex in flink_rest.call(f'/jobs/{jid}')['vertices']:
+    if vertex['name'].startswith('Source:'):
+      continue
+    values = [int(w['value']) for w in
+              flink_rest.call(f"/jobs/{jid}/vertices/{vertex['id']}/watermarks")]
+    if not values or min(values) < 0:
+      return None, None
+    lows.append(min(values))
+  return (max(lows), min(lows)) if lows else (None, None)
+
+
+def heap_after_gc_mb(pid: int) -> float:
+  """Heap used by a JVM right after a full collection (jcmd GC.run, then GC.heap_info)."""
+  subprocess.run(['jcmd', str(pid), 'GC.run'], check=True, capture_output=True, timeout=120)
+  info = subprocess.run(['jcmd', str(pid), 'GC.heap_info'], check=True, capture_output=True,
+                        text=True, timeout=60).stdout
+  used = re.search(r'heap\s+total \d+K, used (\d+)K', info)
+  if not used:
+    raise RuntimeError(f'no heap figure in jcmd {pid} GC.heap_info: {info[:500]}')
+  return int(used.group(1)) / 1024
+
+
+def worker_rss_mb() -> Dict[int, float]:
+  """{pid: resident MB} of each Python SDK worker (the worker pool's descendants)."""
+  rss = {}
+  for pid in descendants(recorded_pid('worker-pool')):
+    status = read_status(pid)
+    if status and 'VmRSS' in status:
+      rss[pid] = round(status['VmRSS'] / 1024, 1)
+  return rss
+
+
+def completed_checkpoint(jid: str) -> Optional[dict]:
+  return (flink_rest.call(f'/jobs/{jid}/checkpoints').get('latest') or {}).get('completed')
+
+
+def load_average() -> List[float]:
+  return [round(x, 2) for x in os.getloadavg()]
+
+
+class SoakRun:
+  """Topics, the week of records, the paced job on the cluster, the per-day figures and the
+  verdict."""
+
+  def __init__(self, plan: SoakPlan = SoakPlan(), lead_ms: int = 2_400_000,
+               margin_ms: int = 120_000, day_timeout_s: float = 1_800,
+               job_args: List[str] = (), log=print):
+    """lead_ms: how far the read may run ahead of the slowest step (event time);
+    margin_ms: how long before now the soak's event time ends; day_timeout_s: the longest
+    a simulated day may take before the run gives up."""
+    self.plan = plan
+    self.lead_ms = lead_ms
+    self.margin_ms = margin_ms
+    self.day_timeout_s = day_timeout_s
+    self.job_args = list(job_args)
+    self.log = log
+    self.days: List[dict] = []
+    self.report: dict = {'plan': plan._asdict(), 'job_args': self.job_args,
+                         'load_average_before': load_average(), 'days': self.days}
+    self.job: Optional[JobRun] = None
+
+  def run(self) -> dict:
+    """The whole soak; returns the report (also on failure, with 'error' set) after writing
+    it to .local/soak."""
+    started = time.monotonic()
+    try:
+      self._run(started)
+    except BaseException as error:  # the report says how far it got
+      self.report['error'] = f'{type(error).__name__}: {error}'
+      raise
+    finally:
+      self.report['wall_s'] = round(time.monotonic() - started, 1)
+      self.report['load_average_after'] = load_average()
+      self.close()
+      self.report['json'] = write_report(self.report)
+    return self.report
+
+  def _run(self, started: float) -> None:
+    plan = self.plan
+    now_ms = int(time.time() * 1000)
+    self.start_ms = now_ms - now_ms % 60_000 - plan.span_ms - self.margin_ms
+    self.report['event_start'] = _iso(self.start_ms)
+    self.job = JobRun('cluster', readings_partitions=PARTITIONS)
+    keep_for_ever(self.job._admin, list(self.job.topics.values()))  # pylint: disable=protected-access
+    t0 = time.monotonic()
+    self.produced = produce(self.job.topics['readings'], soak_records(plan, self.start_ms))
+    self.report['produce_s'] = round(time.monotonic() - t0, 1)
+    self.report['readings'] = len(self.produced.readings)
+    self.report['malformed'] = len(self.produced.malformed)
+    self.log(f'soak: produced {len(self.produced.readings):,} readings and '
+             f'{len(self.produced.malformed)} malformed records of {plan.days} days, '
+             f'{plan.sensors} sensors, in {self.report["produce_s"]} s')
+    bytes_per_day = self.produced.payload_bytes * DAY_MS / plan.span_ms
+    self.pacer = Pacer(self.job._admin, f'soak-{self.job.suffix}',  # pylint: disable=protected-access
+                       rate=bytes_per_day / 600, lead_ms=self.lead_ms)  # 0.1 day/min to start
+    self.job.start(self.pacer.consumer_args() + self.job_args)
+    self.jid = wait_for(lambda: (flink_rest.job_by_name(self.job.job_name) or {}).get('jid'),
+                        120, f'{self.job.job_name} in Flink')
+    self.job_started = time.monotonic()
+    self.report['startup_s'] = round(self.job_started - t0 - self.report['produce_s'], 1)
+    self._follow_days()
+    self.pacer.release()
+    self._check_outputs()
+    self.report['total_s'] = round(time.monotonic() - started, 1)
+
+  def _follow_days(self) -> None:
+    """Paces the read and records each day's figures as the slowest watermark passes its
+    end."""
+    pending: List[dict] = []  # days waiting for a checkpoint begun after their end
+    day = 1
+    last_day_at = logged_at = self.job_started
+    while day <= self.plan.days or pending:
+      self.raise_if_failed()
+      high, low = watermarks(self.jid)
+      lead = high - low if high is not None else None
+      self.pacer.adjust(lead)
+      now = time.monotonic()
+      if now - logged_at >= 60 and low is not None:
+        logged_at = now
+        self.log(f'soak: {now - self.job_started:.0f} s: slowest watermark at day '
+                 f'{(low - self.start_ms) / DAY_MS + 1:.2f}, lead {lead / 60_000:.0f} min, '
+                 f'rate {self.pacer.rate / 1024:.1f} KiB/s')
+      if day <= self.plan.days and low is not None and low >= self.start_ms + day * DAY_MS:
+        row = self._measure(day, now - last_day_at, now - self.job_started)
+        pending.append(row)
+        self.log(f'soak: day {day} passed after {row["wall_s"]:.0f} s '
+                 f'(rate {self.pacer.rate / 1024:.0f} KiB/s, lead {lead / 60_000:.0f} min): '
+                 f'heap {row["heap_mb"]:.0f} MB, SDK workers {row["worker_rss_mb"]:.0f} MB')
+        last_day_at = now
+        day += 1
+      elif day <= self.plan.days and now - last_day_at > self.day_timeout_s:
+        raise TimeoutError(f'day {day} not passed after {self.day_timeout_s:.0f} s '
+                           f'(slowest watermark {_iso(low) if low else None})')
+      checkpoint = completed_checkpoint(self.jid) if pending else None
+      while pending and checkpoint and checkpoint['trigger_timestamp'] > pending[0]['at_ms']:
+        _add_checkpoint(pending.pop(0), checkpoint)
+      time.sleep(2)
+
+  def _measure(self, day: int, wall_s: float, since_start_s: float) -> dict:
+    taskmanagers = sorted(flink_rest.job_taskmanagers(self.jid))
+    heaps = {tm: round(heap_after_gc_mb(recorded_pid(tm)), 1) for tm in taskmanagers}
+    workers = worker_rss_mb()
+    row = {'day': day, 'at_ms': int(time.time() * 1000), 'wall_s': round(wall_s, 1),
+           'since_job_start_s': round(since_start_s, 1),
+           'heap_mb': round(sum(heaps.values()), 1), 'heap_mb_by_taskmanager': heaps,
+           'worker_rss_mb': round(sum(workers.values()), 1),
+           'worker_rss_mb_by_pid': workers, 'pace_bytes_per_s': round(self.pacer.rate)}
+    self.days.append(row)
+    return row
+
+  def _check_outputs(self) -> None:
+    """Waits for every expected output, then compares them with the truth."""
+    readings = self.produced.readings
+    expected = expected_alert_ids(readings, 10_000, 5_000, 50.0)
+    malformed = {(p, o, reason) for p, o, reason in self.produced.malformed}
+
+    def complete():
+      self.raise_if_failed()
+      ids = {a['alert_id'] for a in self.job.read('alerts')}
+      return expected <= ids and len(self.dead_letter_keys()) >= len(malformed)
+    t0 = time.monotonic()
+    wait_for(complete, 600, f'{self.job.job_name}: every expected alert and dead letter')
+    time.sleep(5)  # anything unexpected gets a chance to show up
+    self.report['drain_s'] = round(time.monotonic() - t0, 1)
+    alerts = self.job.read('alerts')
+    ids = {a['alert_id'] for a in alerts}
+    dead = self.dead_letter_keys()
+    late = sum(end_offsets(BOOTSTRAP, self.job.topics['late']).values())
+    days_with_alerts = sorted({(a_ms - self.start_ms) // DAY_MS + 1 for a_ms in
+                               (_epoch_ms(a['ts']) for a in alerts)})
+    self.report['outputs'] = {
+        'expected_alerts': len(expected), 'alerts': len(alerts), 'distinct_alerts': len(ids),
+        'missing_alerts': sorted(expected - ids)[:10],
+        'unexpected_alerts': sorted(ids - expected)[:10],
+        'days_with_alerts': days_with_alerts,
+        'dead_letters': sum(dead.values()), 'distinct_dead_letters': len(dead),
+        'expected_dead_letters': len(malformed),
+        'dead_letters_exact': set(dead) == malformed, 'late_readings': late,
+        'alerts_exact': ids == expected}
+
+  def dead_letter_keys(self):
+    from collections import Counter  # pylint: disable=import-outside-toplevel
+    return Counter((d['source']['partition'], d['source']['offset'], d['reason'])
+                   for d in self.job.read('dead'))
+
+  def raise_if_failed(self) -> None:
+    job = flink_rest.job_by_name(self.job.job_name)
+    if job is not None and job['state'] in flink_rest.ENDED:
+      raise AssertionError(f'{self.job.job_name} ended: {job["state"]}; last failure: '
+                           f'{flink_rest.root_exception(job["jid"])}')
+
+  def close(self) -> None:
+    if self.job is None:
+      return
+    try:
+      if getattr(self, 'pacer', None):
+        self.pacer.release()
+    finally:
+      job = flink_rest.job_by_name(self.job.job_name)
+      if job and job['state'] not in flink_rest.ENDED:
+        flink_rest.cancel(job['jid'])
+      self.job.result = None  # cancelled above, through REST
+      self.job.close()
+      self.job = None
+
+
+def _add_checkpoint(row: dict, checkpoint: dict) -> None:
+  row['checkpoint'] = {k: checkpoint.get(k) for k in (
+      'id', 'trigger_timestamp', 'state_size', 'checkpointed_size', 'persisted_data',
+      'processed_data', 'end_to_end_duration', 'checkpoint_type')}
+  row['state_mb'] = round((checkpoint['state_size'] - (checkpoint.get('persisted_data') or 0))
+                          / MB, 2)
+
+
+def verdict(report: dict) -> List[str]:
+  """What fails the soak (empty when it passes): growth from day 1 to the last day above
+  GROWTH_LIMIT of any GROWTH_FIGURES, inexact outputs, or an error."""
+  problems = []
+  if report.get('error'):
+    problems.append(report['error'])
+  days = report['days']
+  if len(days) < report['plan']['days']:
+    problems.append(f"{len(days)} of {report['plan']['days']} days recorded")
+  elif days:
+    first, last = days[0], days[-1]
+    for figure in GROWTH_FIGURES:
+      if first.get(figure) is None or last.get(figure) is None:
+        problems.append(f'{figure} missing')
+      elif last[figure] > first[figure] * (1 + GROWTH_LIMIT):
+        problems.append(f'{figure} grew {last[figure] / first[figure] - 1:+.0%} from day 1 '
+                        f'({first[figure]}) to day {last["day"]} ({last[figure]})')
+  outputs = report.get('outputs')
+  if outputs is None:
+    problems.append('outputs not checked')
+  else:
+    if not outputs['alerts_exact']:
+      problems.append(f"alerts not exact: missing {outputs['missing_alerts']}, "
+                      f"unexpected {outputs['unexpected_alerts']}")
+    if not outputs['dead_letters_exact']:
+      problems.append('dead letters are not exactly the malformed records')
+    if outputs['late_readings']:
+      problems.append(f"{outputs['late_readings']} late readings")
+  return problems
+
+
+def table(report: dict) -> str:
+  """The per-day figures as a text table."""
+  lines = ['day  wall s  since start s  state MB  checkpointed MB  in-flight MB  heap MB  '
+           'SDK workers MB']
+  for row in report['days']:
+    checkpoint = row.get('checkpoint') or {}
+    lines.append(
+        f"{row['day']:>3}  {row['wall_s']:>6.0f}  {row['since_job_start_s']:>13.0f}  "
+        f"{_mb(row.get('state_mb')):>8}  {_mb(checkpoint.get('checkpointed_size'), MB):>15}  "
+        f"{_mb(checkpoint.get('persisted_data'), MB):>12}  {row['heap_mb']:>7.0f}  "
+        f"{row['worker_rss_mb']:>14.0f}")
+  return '\n'.join(lines)
+
+
+def _mb(value, unit: float = 1) -> str:
+  return '-' if value is None else f'{value / unit:.1f}'
+
+
+def _iso(ms: int) -> str:
+  return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec='seconds')
+
+
+def _epoch_ms(iso: str) -> int:
+  return int(datetime.fromisoformat(iso.replace('Z', '+00:00')).timestamp() * 1000)
+
+
+def write_report(report: dict) -> str:
+  """Writes the report to .local/soak/soak-<UTC time>.json and latest.json; returns the
+  first path."""
+  os.makedirs(SOAK_DIR, exist_ok=True)
+  stamp = datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+  path = os.path.join(SOAK_DIR, f'soak-{stamp}.json')
+  report['verdict'] = verdict(report)
+  text = json.dumps(report, indent=1, sort_keys=True, default=str)
+  for target in (path, os.path.join(SOAK_DIR, 'latest.json')):
+    with open(target, 'w', encoding='utf-8') as handle:
+      handle.write(text + '\n')
+  return path
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--days', type=int, default=SoakPlan().days,
+                      help='simulated days (default %(default)s)')
+  parser.add_argument('--lead_min', type=float, default=40.0,
+                      help='minutes of event time the read may be ahead of the slowest step '
+                      '(default %(default)s)')
+  parser.add_argument('job_args', nargs='*', help='more job options, after --')
+  args = parser.parse_args(argv)
+  run = SoakRun(SoakPlan(days=args.days), lead_ms=int(args.lead_min * 60_000),
+                job_args=args.job_args)
+  try:
+    report = run.run()
+  except Exception:  # pylint: disable=broad-except
+    report = run.report
+  print(table(report))
+  print(json.dumps(report.get('outputs'), indent=1))
+  print(f"soak: {report.get('json')}; wall {report.get('wall_s')} s; verdict: "
+        + ('pass' if not report['verdict'] else '; '.join(report['verdict'])))
+  return 0 if not report['verdict'] else 1
+
+
+if __name__ == '__main__':
+  sys.exit(main())
