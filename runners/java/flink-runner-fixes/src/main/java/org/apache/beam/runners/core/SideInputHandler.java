@@ -4,6 +4,7 @@ import java.util.Collection;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Collectors;
@@ -80,22 +81,11 @@ public class SideInputHandler implements ReadyCheckingSideInputReader {
 
   private final StateInternals stateInternals;
 
-  /** Per view: the set of windows for which the side input has arrived (global namespace). */
-  private final Map<PCollectionView<?>, StateTag<CombiningState<BoundedWindow, Set<BoundedWindow>, Set<BoundedWindow>>>>
-      readyWindowsTags = new HashMap<>();
+  /** Per view, its state; looked up by identity first (see viewState). */
+  private final Map<PCollectionView<?>, ViewState> viewStates = new HashMap<>();
 
-  /**
-   * Per view: the largest end (max timestamp, ms) of a window whose side input came in an
-   * ON_TIME or LATE pane, a lower bound of the side input's watermark (global namespace).
-   */
-  private final Map<PCollectionView<?>, StateTag<ValueState<Long>>> watermarkTags =
-      new HashMap<>();
+  private final Map<PCollectionView<?>, ViewState> viewStatesByIdentity = new IdentityHashMap<>();
 
-  /** Per view: the elements of the side input (window namespace). */
-  private final Map<PCollectionView<?>, StateTag<ValueState<Iterable<?>>>> contentsTags =
-      new HashMap<>();
-
-  @SuppressWarnings({"unchecked", "rawtypes"})
   public SideInputHandler(Collection<PCollectionView<?>> sideInputs, StateInternals stateInternals) {
     this.sideInputs = sideInputs;
     this.stateInternals = stateInternals;
@@ -108,18 +98,78 @@ public class SideInputHandler implements ReadyCheckingSideInputReader {
                     + " to handle %s for PCollectionView with tag %s.",
                 HANDLED_MATERIALIZATIONS, urn, view.getTagInternal().getId()));
       }
+      ViewState state = new ViewState(view, stateInternals);
+      viewStates.put(view, state);
+      viewStatesByIdentity.put(view, state);
+    }
+  }
+
+  /**
+   * The state of a view. The runner asks isReady for every main-input element, also again for
+   * each one held back whenever a side input arrives; a {@code RunnerPCollectionView} hashes its
+   * windowing strategy and coder, and each state lookup built a Flink state descriptor, so the
+   * per-view state cells are made once and found by identity.
+   */
+  private ViewState viewState(PCollectionView<?> view) {
+    ViewState state = viewStatesByIdentity.get(view);
+    if (state == null) {
+      state = viewStates.get(view);
+      viewStatesByIdentity.put(view, state);
+    }
+    return state;
+  }
+
+  /** A view's state cells (global namespace) and the tag of its per-window contents. */
+  private static final class ViewState {
+    /** The windows for which the side input has arrived. */
+    final CombiningState<BoundedWindow, Set<BoundedWindow>, Set<BoundedWindow>> ready;
+
+    /**
+     * The largest end (max timestamp, ms) of a window whose side input came in an ON_TIME or
+     * LATE pane: a lower bound of the side input's watermark.
+     */
+    final ValueState<Long> watermark;
+
+    /** The elements of the side input (window namespace). */
+    final StateTag<ValueState<Iterable<?>>> contents;
+
+    final Coder<? extends BoundedWindow> windowCoder;
+    final long allowedLatenessMillis;
+
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    ViewState(PCollectionView<?> view, StateInternals stateInternals) {
       String id = view.getTagInternal().getId();
-      Coder<BoundedWindow> windowCoder =
-          (Coder<BoundedWindow>) view.getWindowingStrategyInternal().getWindowFn().windowCoder();
-      readyWindowsTags.put(
-          view,
-          StateTags.combiningValue(
-              "side-input-available-windows-" + id, SetCoder.of(windowCoder), new WindowUnion()));
-      StateTag<ValueState<Iterable<?>>> contents =
-          (StateTag) StateTags.value("side-input-data-" + id, IterableCoder.of(storedElementCoder(view)));
-      contentsTags.put(view, contents);
-      watermarkTags.put(
-          view, StateTags.value("side-input-watermark-" + id, VarLongCoder.of()));
+      windowCoder = view.getWindowingStrategyInternal().getWindowFn().windowCoder();
+      allowedLatenessMillis = view.getWindowingStrategyInternal().getAllowedLateness().getMillis();
+      ready =
+          stateInternals.state(
+              StateNamespaces.global(),
+              StateTags.combiningValue(
+                  "side-input-available-windows-" + id,
+                  SetCoder.of((Coder<BoundedWindow>) windowCoder),
+                  new WindowUnion()));
+      watermark =
+          stateInternals.state(
+              StateNamespaces.global(),
+              StateTags.value("side-input-watermark-" + id, VarLongCoder.of()));
+      contents =
+          (StateTag)
+              StateTags.value(
+                  "side-input-data-" + id, IterableCoder.of(storedElementCoder(view)));
+    }
+
+    /**
+     * Whether no on-time element can read {@code window} any more: its end plus the allowed
+     * lateness lies before {@code watermarkMillis}.
+     */
+    boolean isExpired(BoundedWindow window, long watermarkMillis) {
+      long end = window.maxTimestamp().getMillis();
+      return end < watermarkMillis && watermarkMillis - end > allowedLatenessMillis;
+    }
+
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    StateNamespace namespace(BoundedWindow window) {
+      return StateNamespaces.window((Coder) windowCoder, window);
     }
   }
 
@@ -144,61 +194,44 @@ public class SideInputHandler implements ReadyCheckingSideInputReader {
    * pane past the end of its window also forgets the windows that have expired since.
    */
   public void addSideInputValue(PCollectionView<?> sideInput, WindowedValue<Iterable<?>> value) {
-    StateTag<ValueState<Iterable<?>>> contents = contentsTags.get(sideInput);
-    StateTag<CombiningState<BoundedWindow, Set<BoundedWindow>, Set<BoundedWindow>>> ready =
-        readyWindowsTags.get(sideInput);
-    Coder<? extends BoundedWindow> windowCoder = windowCoderOf(sideInput);
+    ViewState state = viewState(sideInput);
     long newestEnd = Long.MIN_VALUE;
     for (BoundedWindow window : value.getWindows()) {
-      stateInternals.state(windowNamespace(windowCoder, window), contents).write(value.getValue());
-      stateInternals.state(StateNamespaces.global(), ready).add(window);
+      stateInternals.state(state.namespace(window), state.contents).write(value.getValue());
+      state.ready.add(window);
       newestEnd = Math.max(newestEnd, window.maxTimestamp().getMillis());
     }
     PaneInfo.Timing timing = value.getPaneInfo().getTiming();
     if (timing == PaneInfo.Timing.ON_TIME || timing == PaneInfo.Timing.LATE) {
-      advanceWatermark(sideInput, newestEnd);
+      advanceWatermark(state, newestEnd);
     }
   }
 
   /** Raises the view's watermark bound to {@code endMillis} and forgets what expired. */
-  private void advanceWatermark(PCollectionView<?> view, long endMillis) {
-    ValueState<Long> watermark = stateInternals.state(StateNamespaces.global(), watermarkTags.get(view));
-    Long current = watermark.read();
+  private void advanceWatermark(ViewState state, long endMillis) {
+    Long current = state.watermark.read();
     if (current != null && current >= endMillis) {
       return;
     }
-    watermark.write(endMillis);
-    CombiningState<BoundedWindow, Set<BoundedWindow>, Set<BoundedWindow>> ready =
-        stateInternals.state(StateNamespaces.global(), readyWindowsTags.get(view));
-    Set<BoundedWindow> readyWindows = ready.read();
+    state.watermark.write(endMillis);
+    Set<BoundedWindow> readyWindows = state.ready.read();
     if (readyWindows == null) {
       return;
     }
     Set<BoundedWindow> expired =
         readyWindows.stream()
-            .filter(window -> isExpired(view, window, endMillis))
+            .filter(window -> state.isExpired(window, endMillis))
             .collect(Collectors.toSet());
     if (expired.isEmpty()) {
       return;
     }
     Set<BoundedWindow> kept = new HashSet<>(readyWindows);
     kept.removeAll(expired);
-    Coder<? extends BoundedWindow> windowCoder = windowCoderOf(view);
     for (BoundedWindow window : expired) {
-      stateInternals.state(windowNamespace(windowCoder, window), contentsTags.get(view)).clear();
+      stateInternals.state(state.namespace(window), state.contents).clear();
     }
-    ready.clear();
-    ready.addAccum(kept);
-  }
-
-  /**
-   * Whether no on-time element can read {@code window} any more: its end plus the view's
-   * allowed lateness lies before {@code watermarkMillis}.
-   */
-  private static boolean isExpired(PCollectionView<?> view, BoundedWindow window, long watermarkMillis) {
-    long lateness = view.getWindowingStrategyInternal().getAllowedLateness().getMillis();
-    long end = window.maxTimestamp().getMillis();
-    return end < watermarkMillis && watermarkMillis - end > lateness;
+    state.ready.clear();
+    state.ready.addAccum(kept);
   }
 
   @Override
@@ -223,31 +256,27 @@ public class SideInputHandler implements ReadyCheckingSideInputReader {
 
   /** The stored elements of {@code view} in {@code window}, empty if none arrived. */
   public <T> Iterable<?> getIterable(PCollectionView<T> view, BoundedWindow window) {
-    Iterable<?> elements =
-        stateInternals
-            .state(windowNamespace(windowCoderOf(view), window), contentsTags.get(view))
-            .read();
+    ViewState state = viewState(view);
+    Iterable<?> elements = stateInternals.state(state.namespace(window), state.contents).read();
     return elements != null ? elements : Collections.emptyList();
   }
 
   @Override
   public boolean isReady(PCollectionView<?> sideInput, BoundedWindow window) {
-    Set<BoundedWindow> ready =
-        stateInternals.state(StateNamespaces.global(), readyWindowsTags.get(sideInput)).read();
+    ViewState state = viewState(sideInput);
+    Set<BoundedWindow> ready = state.ready.read();
     if (ready != null && ready.contains(window)) {
       return true;
     }
     // An expired window was forgotten (or never came): waiting for it would hold the element,
     // and the watermark behind it, for ever.
-    Long watermark =
-        stateInternals.state(StateNamespaces.global(), watermarkTags.get(sideInput)).read();
-    return watermark != null && isExpired(sideInput, window, watermark);
+    Long watermark = state.watermark.read();
+    return watermark != null && state.isExpired(window, watermark);
   }
 
   /** The windows of {@code view} held now (for tests). */
   Set<BoundedWindow> readyWindows(PCollectionView<?> view) {
-    Set<BoundedWindow> ready =
-        stateInternals.state(StateNamespaces.global(), readyWindowsTags.get(view)).read();
+    Set<BoundedWindow> ready = viewState(view).ready.read();
     return ready != null ? ready : Collections.emptySet();
   }
 
@@ -259,16 +288,6 @@ public class SideInputHandler implements ReadyCheckingSideInputReader {
   @Override
   public boolean isEmpty() {
     return sideInputs.isEmpty();
-  }
-
-  private static Coder<? extends BoundedWindow> windowCoderOf(PCollectionView<?> view) {
-    return view.getWindowingStrategyInternal().getWindowFn().windowCoder();
-  }
-
-  @SuppressWarnings({"unchecked", "rawtypes"})
-  private static StateNamespace windowNamespace(
-      Coder<? extends BoundedWindow> windowCoder, BoundedWindow window) {
-    return StateNamespaces.window((Coder) windowCoder, window);
   }
 
   /** Accumulates the set of windows seen. */
