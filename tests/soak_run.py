@@ -56,7 +56,9 @@ import random
 import re
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from datetime import datetime, timezone
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -65,7 +67,8 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.protocol.admin.client_quotas import AlterClientQuotasRequest
 
 from bench.rss import descendants, read_status
-from runners import flink_rest
+from pipeline.options import DEFAULT_TRAILING_LAG_S
+from runners import flink_rest, kafka_topics
 from runners.simulator import MALFORMED_SAMPLES, SensorModel
 from runners.topic_reader import end_offsets, wait_for
 from tests.e2e_job import BOOTSTRAP, JobRun
@@ -79,6 +82,9 @@ SOAK_DIR = os.path.join(ROOT, '.local/soak')
 GROWTH_LIMIT = 0.20  # the last day's figures at most 20 % above day 1's (issue 20)
 GROWTH_FIGURES = ('state_mb', 'heap_mb', 'worker_rss_mb')
 MB = 1024 * 1024
+# The cluster, as runners/flink_cluster.sh starts it (the same environment variables).
+REST = f"localhost:{os.environ.get('FLINK_REST_PORT', '8081')}"
+WORKER_POOL = f"localhost:{os.environ.get('WORKER_POOL_PORT', '50000')}"
 
 
 class SoakPlan(NamedTuple):
@@ -233,9 +239,8 @@ class Pacer:
 
   FETCH_BYTES = 8_192  # the job's fetches: small, so that the quota's throttling is smooth
 
-  def __init__(self, admin, client_id: str, rate: float, lead_ms: int, every_s: float = 10.0,
+  def __init__(self, client_id: str, rate: float, lead_ms: int, every_s: float = 10.0,
                min_rate: float = 1_000.0, up: float = 1.2, down: float = 0.8):
-    self.admin = admin
     self.client_id = client_id
     self.rate = rate
     self.lead_ms = lead_ms
@@ -261,23 +266,41 @@ class Pacer:
 
   def release(self) -> None:
     """No quota any more (the rest of the backlog is read at full speed)."""
-    self._set(None)
+    if not self._set(None):
+      raise TimeoutError(f'the quota of {self.client_id} could not be removed')
 
-  def _set(self, rate: Optional[float]) -> None:
+  def _set(self, rate: Optional[float]) -> bool:
+    """Sets (or, for None, removes) the quota; False when the broker did not answer in time
+    (the rate stays as it was)."""
     entry = AlterClientQuotasRequest.EntryData
     op = entry.OpData(key='consumer_byte_rate', value=float(round(rate or 0)),
-                       remove=rate is None)
+                      remove=rate is None)
     request = AlterClientQuotasRequest(
         entries=[entry(entity=[entry.EntityData(entity_type='client-id',
                                                 entity_name=self.client_id)], ops=[op])],
         validate_only=False)
-    # kafka-python's admin client has no quota call; its connection manager sends the request.
-    response = self.admin._manager.run(self.admin._manager.send, request)  # pylint: disable=protected-access
-    errors = [e.error_message or e.error_code for e in response.entries if e.error_code]
+    answer: dict = {}
+
+    def send():
+      # kafka-python's admin client has no quota call; its connection manager sends the
+      # request. A fresh client each time, in a thread: one call hung for good here.
+      admin = kafka_topics.admin(BOOTSTRAP)
+      try:
+        answer['response'] = admin._manager.run(admin._manager.send, request)  # pylint: disable=protected-access
+      finally:
+        admin.close()
+    thread = threading.Thread(target=send, daemon=True, name='soak-quota')
+    thread.start()
+    thread.join(30)
+    if 'response' not in answer:
+      return False
+    errors = [e.error_message or e.error_code for e in answer['response'].entries
+              if e.error_code]
     if errors:
       raise RuntimeError(f'quota of {self.client_id} not set: {errors}')
     if rate is not None:
       self.rate = rate
+    return True
 
 
 def watermarks(jid: str) -> Tuple[Optional[int], Optional[int]]:
@@ -285,11 +308,11 @@ def watermarks(jid: str) -> Tuple[Optional[int], Optional[int]]:
   largest and the smallest input watermark of the job's non-source vertices (None until
   every subtask of each has one)."""
   lows = []
-  for vertex in flink_rest.call(f'/jobs/{jid}')['vertices']:
+  for vertex in flink_rest.call(f'/jobs/{jid}', rest=REST)['vertices']:
     if vertex['name'].startswith('Source:'):
       continue
     values = [int(w['value']) for w in
-              flink_rest.call(f"/jobs/{jid}/vertices/{vertex['id']}/watermarks")]
+              flink_rest.call(f"/jobs/{jid}/vertices/{vertex['id']}/watermarks", rest=REST)]
     if not values or min(values) < 0:
       return None, None
     lows.append(min(values))
@@ -318,7 +341,27 @@ def worker_rss_mb() -> Dict[int, float]:
 
 
 def completed_checkpoint(jid: str) -> Optional[dict]:
-  return (flink_rest.call(f'/jobs/{jid}/checkpoints').get('latest') or {}).get('completed')
+  return (flink_rest.call(f'/jobs/{jid}/checkpoints', rest=REST).get('latest')
+          or {}).get('completed')
+
+
+def other_jobs(jid: str) -> int:
+  """Jobs other than jid running on the cluster: they share its heap and worker pool."""
+  return sum(1 for job in flink_rest.call('/jobs/overview', rest=REST)['jobs']
+             if job['jid'] != jid and job['state'] not in flink_rest.ENDED)
+
+
+def code_version() -> dict:
+  """The commit and the files changed since, of the tree the job's Python code comes from
+  (the SDK workers import it), and when the cluster's JobManager, whose lib holds the Java
+  runtime as built then (runners/cluster_lib.py), was started."""
+  def git(*args):
+    return subprocess.run(['git', *args], cwd=ROOT, capture_output=True, text=True).stdout
+  lib = os.path.join(ROOT, '.local/flink/lib')
+  return {'commit': git('rev-parse', 'HEAD').strip(),
+          'changed': git('status', '--porcelain', '--untracked-files=no').splitlines(),
+          'cluster_lib_made': _iso(int(os.path.getmtime(lib) * 1000))
+                              if os.path.isdir(lib) else None}
 
 
 def load_average() -> List[float]:
@@ -329,8 +372,9 @@ class SoakRun:
   """Topics, the week of records, the paced job on the cluster, the per-day figures and the
   verdict."""
 
-  def __init__(self, plan: SoakPlan = SoakPlan(), lead_ms: int = 2_400_000,
+  def __init__(self, plan: SoakPlan = SoakPlan(), lead_ms: int = 3_600_000,
                margin_ms: int = 120_000, day_timeout_s: float = 1_800,
+               baseline_lag_ms: int = round(DEFAULT_TRAILING_LAG_S * 1000),
                job_args: List[str] = (), log=print):
     """lead_ms: how far the read may run ahead of the slowest step (event time);
     margin_ms: how long before now the soak's event time ends; day_timeout_s: the longest
@@ -339,10 +383,13 @@ class SoakRun:
     self.lead_ms = lead_ms
     self.margin_ms = margin_ms
     self.day_timeout_s = day_timeout_s
+    self.baseline_lag_ms = baseline_lag_ms
     self.job_args = list(job_args)
     self.log = log
     self.days: List[dict] = []
     self.report: dict = {'plan': plan._asdict(), 'job_args': self.job_args,
+                         'baseline_lag_ms': baseline_lag_ms, 'lead_ms': lead_ms,
+                         'code': code_version(), 'cores': os.cpu_count(),
                          'load_average_before': load_average(), 'days': self.days}
     self.job: Optional[JobRun] = None
 
@@ -358,8 +405,10 @@ class SoakRun:
     finally:
       self.report['wall_s'] = round(time.monotonic() - started, 1)
       self.report['load_average_after'] = load_average()
-      self.close()
-      self.report['json'] = write_report(self.report)
+      try:
+        self.close()
+      finally:
+        self.report['json'] = write_report(self.report)
     return self.report
 
   def _run(self, started: float) -> None:
@@ -378,11 +427,14 @@ class SoakRun:
              f'{len(self.produced.malformed)} malformed records of {plan.days} days, '
              f'{plan.sensors} sensors, in {self.report["produce_s"]} s')
     bytes_per_day = self.produced.payload_bytes * DAY_MS / plan.span_ms
-    self.pacer = Pacer(self.job._admin, f'soak-{self.job.suffix}',  # pylint: disable=protected-access
-                       rate=bytes_per_day / 600, lead_ms=self.lead_ms)  # 0.1 day/min to start
-    self.job.start(self.pacer.consumer_args() + self.job_args)
-    self.jid = wait_for(lambda: (flink_rest.job_by_name(self.job.job_name) or {}).get('jid'),
-                        120, f'{self.job.job_name} in Flink')
+    self.pacer = Pacer(f'soak-{self.job.suffix}', rate=bytes_per_day / 600,  # 0.1 day/min
+                       lead_ms=self.lead_ms)
+    self.job.start([f'--flink_master={REST}', f'--environment_config={WORKER_POOL}',
+                    f'--baseline_lag={self.baseline_lag_ms / 1000:g}',
+                    *self.pacer.consumer_args(), *self.job_args])
+    self.jid = wait_for(
+        lambda: (flink_rest.job_by_name(self.job.job_name, REST) or {}).get('jid'),
+        120, f'{self.job.job_name} in Flink at {REST}')
     self.job_started = time.monotonic()
     self.report['startup_s'] = round(self.job_started - t0 - self.report['produce_s'], 1)
     self._follow_days()
@@ -399,6 +451,11 @@ class SoakRun:
     while day <= self.plan.days or pending:
       self.raise_if_failed()
       high, low = watermarks(self.jid)
+      if low is not None:
+        # The baselines' path runs `lag` behind the readings by design (its elements are
+        # timestamped by the slot they judge, `lag` earlier): a slot is judged once its
+        # baselines' watermark is past the slot's start minus the lag.
+        low += self.baseline_lag_ms
       lead = high - low if high is not None else None
       self.pacer.adjust(lead)
       now = time.monotonic()
@@ -424,21 +481,22 @@ class SoakRun:
       time.sleep(2)
 
   def _measure(self, day: int, wall_s: float, since_start_s: float) -> dict:
-    taskmanagers = sorted(flink_rest.job_taskmanagers(self.jid))
+    taskmanagers = sorted(flink_rest.job_taskmanagers(self.jid, REST))
     heaps = {tm: round(heap_after_gc_mb(recorded_pid(tm)), 1) for tm in taskmanagers}
     workers = worker_rss_mb()
     row = {'day': day, 'at_ms': int(time.time() * 1000), 'wall_s': round(wall_s, 1),
            'since_job_start_s': round(since_start_s, 1),
            'heap_mb': round(sum(heaps.values()), 1), 'heap_mb_by_taskmanager': heaps,
            'worker_rss_mb': round(sum(workers.values()), 1),
-           'worker_rss_mb_by_pid': workers, 'pace_bytes_per_s': round(self.pacer.rate)}
+           'worker_rss_mb_by_pid': workers, 'pace_bytes_per_s': round(self.pacer.rate),
+           'other_jobs_on_cluster': other_jobs(self.jid)}
     self.days.append(row)
     return row
 
   def _check_outputs(self) -> None:
     """Waits for every expected output, then compares them with the truth."""
     readings = self.produced.readings
-    expected = expected_alert_ids(readings, 10_000, 5_000, 50.0)
+    expected = expected_alert_ids(readings, 10_000, 5_000, 50.0, lag_ms=self.baseline_lag_ms)
     malformed = {(p, o, reason) for p, o, reason in self.produced.malformed}
 
     def complete():
@@ -471,10 +529,10 @@ class SoakRun:
                    for d in self.job.read('dead'))
 
   def raise_if_failed(self) -> None:
-    job = flink_rest.job_by_name(self.job.job_name)
+    job = flink_rest.job_by_name(self.job.job_name, REST)
     if job is not None and job['state'] in flink_rest.ENDED:
       raise AssertionError(f'{self.job.job_name} ended: {job["state"]}; last failure: '
-                           f'{flink_rest.root_exception(job["jid"])}')
+                           f'{flink_rest.root_exception(job["jid"], REST)}')
 
   def close(self) -> None:
     if self.job is None:
@@ -483,9 +541,10 @@ class SoakRun:
       if getattr(self, 'pacer', None):
         self.pacer.release()
     finally:
-      job = flink_rest.job_by_name(self.job.job_name)
+      job = flink_rest.job_by_name(self.job.job_name, REST)
       if job and job['state'] not in flink_rest.ENDED:
-        flink_rest.cancel(job['jid'])
+        flink_rest.cancel(job['jid'], REST)
+        flink_rest.wait_ended(job['jid'], REST)
       self.job.result = None  # cancelled above, through REST
       self.job.close()
       self.job = None
@@ -574,16 +633,20 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--days', type=int, default=SoakPlan().days,
                       help='simulated days (default %(default)s)')
-  parser.add_argument('--lead_min', type=float, default=40.0,
+  parser.add_argument('--lead_min', type=float, default=60.0,
                       help='minutes of event time the read may be ahead of the slowest step '
                       '(default %(default)s)')
+  parser.add_argument('--baseline_lag_s', type=float, default=DEFAULT_TRAILING_LAG_S,
+                      help="the job's --baseline_lag in seconds, which the oracle follows "
+                      '(default %(default)s, the job\'s)')
   parser.add_argument('job_args', nargs='*', help='more job options, after --')
   args = parser.parse_args(argv)
   run = SoakRun(SoakPlan(days=args.days), lead_ms=int(args.lead_min * 60_000),
-                job_args=args.job_args)
+                baseline_lag_ms=round(args.baseline_lag_s * 1000), job_args=args.job_args)
   try:
     report = run.run()
   except Exception:  # pylint: disable=broad-except
+    traceback.print_exc()
     report = run.report
   print(table(report))
   print(json.dumps(report.get('outputs'), indent=1))
