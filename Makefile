@@ -58,8 +58,9 @@ soak: $(VENV)/.e2e-installed jars
 	runners/fetch_flink.sh
 	$(PY) -m tests.soak_run --days $(DAYS)
 
-# Every test.
-test: test-unit test-e2e test-fault test-soak
+# Every test. The soak is not part of it yet: a week of event time takes it 35-70 minutes
+# here, over CI's budget (issue 20 asks for under 10); run `make test-soak` by hand.
+test: test-unit test-e2e test-fault
 
 # Benchmark (bench/run.py; not part of `make test`): highest sustained rate, alert latency,
 # memory and cost of the job, against the original Java job and Beam's ZScore, on embedded
