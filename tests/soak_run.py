@@ -16,23 +16,28 @@ unpaced, the readings reach the judging step long before their slots' baselines 
 through four groupings) and wait there: Beam's Flink runner re-examines every waiting
 reading, and finishes a bundle, for each side-input element that arrives, so the wait grows
 quadratically, the TaskManager heap fills, and the job stalls within a simulated day. The
-pacer measures how far the readings are ahead of the last step's watermark (Flink REST) and
-adjusts the quota to keep that lead near `lead_ms` of event time.
+pacer measures how far the readings are ahead of the slots whose baselines exist (the
+smallest watermark of the job's steps, from Flink REST, plus --baseline_lag) and adjusts the
+quota to keep that lead near `lead_ms` of event time. So the soak's speed is the job's: what
+limits it is the work per slot (each slot's baselines cross four groupings and the judging
+step finishes a bundle for each), not the readings.
 
-Per simulated day, once the watermark of every step (so also the alerts') has passed the
-day's end, it records:
+Per simulated day, once every slot of the day has its baselines (the smallest watermark of
+the job's steps plus the lag has passed the day's end), it holds the read back (the quota at
+its minimum; the backlog stays) until the readings are at most `quiet_ms` ahead, so that no
+day's figures include readings waiting in the judging step, and records:
 - `heap_mb`: heap used of each TaskManager running the job right after a full collection
   (`jcmd <pid> GC.run`, then `GC.heap_info`), summed;
 - `worker_rss_mb`: the resident memory of every Python SDK worker (the worker pool's
   descendants), summed, and each worker's;
-- the first checkpoint completed after that moment (REST `/jobs/<jid>/checkpoints`):
+- the first checkpoint begun after that moment (REST `/jobs/<jid>/checkpoints`):
   `state_size`, `checkpointed_size`, and `persisted_data`, the in-flight buffers an unaligned
   checkpoint also carries (they depend on the backlog at that moment, not on the state);
   `state_mb` is state_size minus persisted_data.
 
 Verdict: for each of state_mb, heap_mb and worker_rss_mb, the figure of the LAST day must be
-at most GROWTH_LIMIT (20 %) above the figure of day 1 (the first full day; both recorded as
-the watermark passed the day's end, while the job was reading a backlog); shrinking passes.
+at most GROWTH_LIMIT (20 %) above the figure of day 1 (the first full day; both taken the
+same way, at the day's end, with a backlog still to read); shrinking passes.
 And the outputs must be exact: the alert ids, once duplicates are dropped, are exactly
 tests/oracle.py's set; the dead letters, deduplicated by source partition and offset, are
 exactly the malformed records produced; the late topic is empty.
@@ -46,6 +51,7 @@ purpose: in compressed time the job's cost is per slot and period (the baselines
 the late gate's ticks, each sensor's windows) more than per reading.
 
   .venv/bin/python -m tests.soak_run --days 7     # make soak DAYS=7; the services must run
+  FLINK_REST_PORT=8181 WORKER_POOL_PORT=50100 ...  # another cluster (runners/flink_cluster.sh)
 """
 
 import argparse
@@ -59,6 +65,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -218,14 +225,18 @@ def produce(topic: str, records: Iterator[SoakRecord]) -> Produced:
   return Produced(readings, malformed, per_partition, payload_bytes)
 
 
-def keep_for_ever(admin, topics: List[str]) -> None:
+def keep_for_ever(topics: List[str]) -> None:
   """No retention and no time-based segment roll: the broker keeps records for 24 h
   (runners/kafka.sh) and rolls a segment whose first record is older than segment.ms, and
   the soak's records are days old from the start."""
-  admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
-                                      configs={'retention.ms': '-1',
-                                               'segment.ms': str(365 * DAY_MS)})
-                       for topic in topics])
+  admin = kafka_topics.admin(BOOTSTRAP)
+  try:
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                        configs={'retention.ms': '-1',
+                                                 'segment.ms': str(365 * DAY_MS)})
+                         for topic in topics])
+  finally:
+    admin.close()
 
 
 class Pacer:
@@ -264,12 +275,19 @@ class Pacer:
     elif lead_ms < self.lead_ms / 2:
       self._set(self.rate * self.up)
 
+  def hold(self) -> None:
+    """The slowest read (min_rate) until resume(): the job catches up, the backlog stays."""
+    self._set(self.min_rate, remember=False)
+
+  def resume(self) -> None:
+    self._set(self.rate)
+
   def release(self) -> None:
     """No quota any more (the rest of the backlog is read at full speed)."""
     if not self._set(None):
       raise TimeoutError(f'the quota of {self.client_id} could not be removed')
 
-  def _set(self, rate: Optional[float]) -> bool:
+  def _set(self, rate: Optional[float], remember: bool = True) -> bool:
     """Sets (or, for None, removes) the quota; False when the broker did not answer in time
     (the rate stays as it was)."""
     entry = AlterClientQuotasRequest.EntryData
@@ -286,7 +304,8 @@ class Pacer:
       # request. A fresh client each time, in a thread: one call hung for good here.
       admin = kafka_topics.admin(BOOTSTRAP)
       try:
-        answer['response'] = admin._manager.run(admin._manager.send, request)  # pylint: disable=protected-access
+        manager = admin._manager  # pylint: disable=protected-access
+        answer['response'] = manager.run(manager.send, request)
       finally:
         admin.close()
     thread = threading.Thread(target=send, daemon=True, name='soak-quota')
@@ -298,7 +317,7 @@ class Pacer:
               if e.error_code]
     if errors:
       raise RuntimeError(f'quota of {self.client_id} not set: {errors}')
-    if rate is not None:
+    if rate is not None and remember:
       self.rate = rate
     return True
 
@@ -345,6 +364,18 @@ def completed_checkpoint(jid: str) -> Optional[dict]:
           or {}).get('completed')
 
 
+def checkpoint_after(jid: str, at_ms: int) -> Optional[dict]:
+  """The newest completed checkpoint if it was begun after at_ms, else None."""
+  checkpoint = completed_checkpoint(jid)
+  return checkpoint if checkpoint and checkpoint['trigger_timestamp'] > at_ms else None
+
+
+def restarts(jid: str) -> int:
+  """How often the job has restarted (from a checkpoint) so far."""
+  metric = flink_rest.call(f'/jobs/{jid}/metrics?get=numRestarts', rest=REST)
+  return int(float(metric[0]['value'])) if metric else 0
+
+
 def other_jobs(jid: str) -> int:
   """Jobs other than jid running on the cluster: they share its heap and worker pool."""
   return sum(1 for job in flink_rest.call('/jobs/overview', rest=REST)['jobs']
@@ -375,8 +406,9 @@ class SoakRun:
   def __init__(self, plan: SoakPlan = SoakPlan(), lead_ms: int = 3_600_000,
                margin_ms: int = 120_000, day_timeout_s: float = 1_800,
                baseline_lag_ms: int = round(DEFAULT_TRAILING_LAG_S * 1000),
-               job_args: List[str] = (), log=print):
-    """lead_ms: how far the read may run ahead of the slowest step (event time);
+               quiet_ms: int = 300_000, job_args: List[str] = (), log=print):
+    """lead_ms: how far the readings may run ahead of their baselines (event time);
+    quiet_ms: how far they may be ahead when a day's figures are taken;
     margin_ms: how long before now the soak's event time ends; day_timeout_s: the longest
     a simulated day may take before the run gives up."""
     self.plan = plan
@@ -384,6 +416,7 @@ class SoakRun:
     self.margin_ms = margin_ms
     self.day_timeout_s = day_timeout_s
     self.baseline_lag_ms = baseline_lag_ms
+    self.quiet_ms = quiet_ms
     self.job_args = list(job_args)
     self.log = log
     self.days: List[dict] = []
@@ -417,7 +450,7 @@ class SoakRun:
     self.start_ms = now_ms - now_ms % 60_000 - plan.span_ms - self.margin_ms
     self.report['event_start'] = _iso(self.start_ms)
     self.job = JobRun('cluster', readings_partitions=PARTITIONS)
-    keep_for_ever(self.job._admin, list(self.job.topics.values()))  # pylint: disable=protected-access
+    keep_for_ever(list(self.job.topics.values()))
     t0 = time.monotonic()
     self.produced = produce(self.job.topics['readings'], soak_records(plan, self.start_ms))
     self.report['produce_s'] = round(time.monotonic() - t0, 1)
@@ -443,53 +476,80 @@ class SoakRun:
     self.report['total_s'] = round(time.monotonic() - started, 1)
 
   def _follow_days(self) -> None:
-    """Paces the read and records each day's figures as the slowest watermark passes its
+    """Paces the read and records each day's figures once the baselines have passed its
     end."""
-    pending: List[dict] = []  # days waiting for a checkpoint begun after their end
     day = 1
     last_day_at = logged_at = self.job_started
-    while day <= self.plan.days or pending:
+    while day <= self.plan.days:
       self.raise_if_failed()
-      high, low = watermarks(self.jid)
-      if low is not None:
-        # The baselines' path runs `lag` behind the readings by design (its elements are
-        # timestamped by the slot they judge, `lag` earlier): a slot is judged once its
-        # baselines' watermark is past the slot's start minus the lag.
-        low += self.baseline_lag_ms
-      lead = high - low if high is not None else None
+      low, lead = self._progress()
       self.pacer.adjust(lead)
       now = time.monotonic()
       if now - logged_at >= 60 and low is not None:
         logged_at = now
-        self.log(f'soak: {now - self.job_started:.0f} s: slowest watermark at day '
-                 f'{(low - self.start_ms) / DAY_MS + 1:.2f}, lead {lead / 60_000:.0f} min, '
-                 f'rate {self.pacer.rate / 1024:.1f} KiB/s')
-      if day <= self.plan.days and low is not None and low >= self.start_ms + day * DAY_MS:
+        self.log(f'soak: {now - self.job_started:.0f} s: baselines at day '
+                 f'{(low - self.start_ms) / DAY_MS + 1:.2f}, readings {lead / 60_000:.0f} min '
+                 f'ahead, rate {self.pacer.rate / 1024:.1f} KiB/s')
+      if low is not None and low >= self.start_ms + day * DAY_MS:
         row = self._measure(day, now - last_day_at, now - self.job_started)
-        pending.append(row)
-        self.log(f'soak: day {day} passed after {row["wall_s"]:.0f} s '
-                 f'(rate {self.pacer.rate / 1024:.0f} KiB/s, lead {lead / 60_000:.0f} min): '
-                 f'heap {row["heap_mb"]:.0f} MB, SDK workers {row["worker_rss_mb"]:.0f} MB')
-        last_day_at = now
+        self.log(f"soak: day {day} passed after {row['wall_s']:.0f} s: state "
+                 f"{_mb(row.get('state_mb'))} MB, heap {row['heap_mb']:.0f} MB, SDK workers "
+                 f"{row['worker_rss_mb']:.0f} MB (quiet after {row['quiesce_s']:.0f} s)")
+        last_day_at = time.monotonic()
         day += 1
-      elif day <= self.plan.days and now - last_day_at > self.day_timeout_s:
+      elif now - last_day_at > self.day_timeout_s:
         raise TimeoutError(f'day {day} not passed after {self.day_timeout_s:.0f} s '
-                           f'(slowest watermark {_iso(low) if low else None})')
-      checkpoint = completed_checkpoint(self.jid) if pending else None
-      while pending and checkpoint and checkpoint['trigger_timestamp'] > pending[0]['at_ms']:
-        _add_checkpoint(pending.pop(0), checkpoint)
+                           f'(baselines at {_iso(low) if low else None})')
       time.sleep(2)
 
+  def _progress(self) -> Tuple[Optional[int], Optional[int]]:
+    """(the time up to which the slots' baselines exist, how far the readings are ahead of
+    it), in ms of event time; None before every step has a watermark."""
+    high, low = watermarks(self.jid)
+    if low is None:
+      return None, None
+    # The baselines' path runs `lag` behind the readings by design (its elements carry the
+    # time of the slot they judge, `lag` earlier).
+    low += self.baseline_lag_ms
+    return low, high - low
+
+  def _quiet(self) -> bool:
+    lead = self._progress()[1]
+    return lead is not None and lead <= self.quiet_ms
+
   def _measure(self, day: int, wall_s: float, since_start_s: float) -> dict:
-    taskmanagers = sorted(flink_rest.job_taskmanagers(self.jid, REST))
-    heaps = {tm: round(heap_after_gc_mb(recorded_pid(tm)), 1) for tm in taskmanagers}
-    workers = worker_rss_mb()
-    row = {'day': day, 'at_ms': int(time.time() * 1000), 'wall_s': round(wall_s, 1),
+    """The day's figures, taken with the read held back until the job has caught up with
+    it (the readings no more than `quiet_ms` ahead of their baselines): otherwise the heap
+    and the checkpoint also hold however many readings wait at that moment."""
+    held_at = time.monotonic()
+    self.pacer.hold()
+    try:
+      try:
+        wait_for(self._quiet, 300, 'the job to catch up with the held read', interval_s=2)
+      except TimeoutError:
+        pass  # measured anyway; the row says how far ahead the readings were
+      lead = self._progress()[1]
+      taskmanagers = sorted(flink_rest.job_taskmanagers(self.jid, REST))
+      heaps = {tm: round(heap_after_gc_mb(recorded_pid(tm)), 1) for tm in taskmanagers}
+      workers = worker_rss_mb()
+      at_ms = int(time.time() * 1000)
+      try:
+        checkpoint = wait_for(lambda: checkpoint_after(self.jid, at_ms), 180,
+                              f'a checkpoint of {self.job.job_name} after day {day}')
+      except TimeoutError:
+        checkpoint = None  # the row has no checkpoint figures, and the verdict says so
+    finally:
+      self.pacer.resume()
+    row = {'day': day, 'at_ms': at_ms, 'wall_s': round(wall_s, 1),
            'since_job_start_s': round(since_start_s, 1),
+           'quiesce_s': round(time.monotonic() - held_at, 1),
+           'lead_min_at_measure': None if lead is None else round(lead / 60_000, 1),
            'heap_mb': round(sum(heaps.values()), 1), 'heap_mb_by_taskmanager': heaps,
            'worker_rss_mb': round(sum(workers.values()), 1),
            'worker_rss_mb_by_pid': workers, 'pace_bytes_per_s': round(self.pacer.rate),
-           'other_jobs_on_cluster': other_jobs(self.jid)}
+           'other_jobs_on_cluster': other_jobs(self.jid), 'restarts': restarts(self.jid)}
+    if checkpoint:
+      _add_checkpoint(row, checkpoint)
     self.days.append(row)
     return row
 
@@ -523,8 +583,7 @@ class SoakRun:
         'dead_letters_exact': set(dead) == malformed, 'late_readings': late,
         'alerts_exact': ids == expected}
 
-  def dead_letter_keys(self):
-    from collections import Counter  # pylint: disable=import-outside-toplevel
+  def dead_letter_keys(self) -> Counter:
     return Counter((d['source']['partition'], d['source']['offset'], d['reason'])
                    for d in self.job.read('dead'))
 
