@@ -62,8 +62,9 @@ soak: $(VENV)/.e2e-installed jars
 	runners/fetch_flink.sh
 	$(PY) -m tests.soak_run --days $(DAYS) --period_s $(PERIOD)
 
-# Every test.
-test: test-unit test-e2e test-fault test-soak
+# Every test but the soak: its per-day figures still carry readings in flight (1-3 MB of
+# state, +-25 % heap; docs/state.md), so its 20 % verdict is not yet reliable. `make test-soak`.
+test: test-unit test-e2e test-fault
 
 # Benchmark (bench/run.py; not part of `make test`): highest sustained rate, alert latency,
 # memory and cost of the job, against the original Java job and Beam's ZScore, on embedded

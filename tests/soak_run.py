@@ -66,6 +66,7 @@ import sys
 import threading
 import time
 import traceback
+import urllib.parse
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
@@ -299,13 +300,16 @@ class Pacer:
     elif lead_ms < self.lead_ms / 2:
       self._set(self.rate * self.up)
 
-  def hold(self) -> None:
+  def hold(self, read_rate: Optional[float] = None) -> None:
     """Half the read until resume(): the job catches up with it, the backlog stays.
 
+    Half of `read_rate`, the bytes per second actually read, when known: the job often reads
+    below its quota (back-pressured), and a quota still above the read would pause nothing.
     Never a deeper cut at once: the broker throttles a client over a lowered quota for
     (its rate over the quota window / the quota - 1) windows of 11 s, and the client sends
     nothing until then, whatever the quota becomes meanwhile (docs/state.md)."""
-    self._set(max(self.min_rate, self.rate * self.HOLD), remember=False)
+    rate = min(self.rate, read_rate) if read_rate else self.rate
+    self._set(max(self.min_rate, rate * self.HOLD), remember=False)
 
   def resume(self) -> None:
     self._set(self.rate)
@@ -364,6 +368,20 @@ def watermarks(jid: str) -> Tuple[Optional[int], Optional[int]]:
       return None, None
     lows.append(min(values))
   return (max(lows), min(lows)) if lows else (None, None)
+
+
+def backlog_bytes(jid: str) -> Optional[float]:
+  """Bytes the job's Kafka read still has to read, summed over partitions (Beam's
+  KafkaSink_EstimatedBacklogSize metrics of the source); None before it reports them."""
+  source = next(v for v in flink_rest.call(f'/jobs/{jid}', rest=REST)['vertices']
+                if v['name'].startswith('Source:'))
+  path = f"/jobs/{jid}/vertices/{source['id']}/metrics"
+  names = [m['id'] for m in flink_rest.call(path, rest=REST)
+           if 'EstimatedBacklogSize' in m['id']]
+  if not names:
+    return None
+  values = flink_rest.call(f"{path}?get={urllib.parse.quote(','.join(names))}", rest=REST)
+  return sum(float(m['value']) for m in values)
 
 
 def heap_after_gc_mb(pid: int) -> float:
@@ -531,6 +549,16 @@ class SoakRun:
     low += self.baseline_lag_ms
     return low, high - low
 
+  def _read_rate(self, over_s: float = 3.0) -> Optional[float]:
+    """Bytes per second the job reads now, from its Kafka read's backlog metric (Beam's
+    per-partition EstimatedBacklogSize) over `over_s`; None when the metric is missing."""
+    first = backlog_bytes(self.jid)
+    time.sleep(over_s)
+    last = backlog_bytes(self.jid)
+    if first is None or last is None or last > first:
+      return None
+    return (first - last) / over_s
+
   def _quiet(self) -> bool:
     lead = self._progress()[1]
     return lead is not None and lead <= self.quiet_ms
@@ -540,7 +568,7 @@ class SoakRun:
     it (the readings no more than `quiet_ms` ahead of their baselines): otherwise the heap
     and the checkpoint also hold however many readings wait at that moment."""
     held_at = time.monotonic()
-    self.pacer.hold()
+    self.pacer.hold(self._read_rate())
     try:
       # At least one quota window: the broker's throttle pauses the read, and the readings
       # already read but not yet behind the source's watermark drain (a day measured right
