@@ -16,7 +16,6 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from transforms.baseline import BaselineShape
-from transforms.detectors import ScoreState
 from transforms.rules import Rule
 from transforms.stats import WindowStats
 
@@ -68,12 +67,12 @@ def replay_series(ts_ms: Sequence[int], values: Sequence[float], rule: Rule,
     seasonals = [None] * len(ts)
   scorer = rule.scorer() if rule.is_stateful else None
   ttl_ms = rule.sensor_ttl_s * 1000
-  state = ScoreState()
+  state = scorer.new_state() if scorer is not None else None
   scores = []
   for ts, value, trailing, seasonal in zip(ts_ms, values, trailings, seasonals):
     if scorer is not None:
       if state.last_ms is not None and ts - state.last_ms >= ttl_ms:
-        state = ScoreState()
+        state = scorer.new_state() if scorer is not None else None
       state, score = scorer.update(state, ts, value, rule.deviation(value, trailing, seasonal))
       if trailing is None and seasonal is None:
         score = 0.0  # the streaming job alerts only on readings with a baseline

@@ -209,6 +209,10 @@ def validate(options: PipelineOptions) -> AnomalyOptions:
     raise InvalidOptionError('allowed_lateness', 'must be a number of seconds >= 0')
   if opts.threshold is not None and not (math.isfinite(opts.threshold) and opts.threshold >= 0):
     raise InvalidOptionError('threshold', 'must be a finite number >= 0')
+  if opts.rule == LIKELIHOOD and opts.threshold is not None and opts.threshold >= 1:
+    raise InvalidOptionError(
+        'threshold', f'must be < 1 for --rule={LIKELIHOOD}: its scores are at most 1, '
+        f'0.5 means a deviation this rare once in about 300 readings (got {opts.threshold:g})')
   if opts.trailing_windows < 1:
     raise InvalidOptionError('trailing_windows', 'must be >= 1')
   season_ms = round(opts.season * 1000)

@@ -11,7 +11,6 @@ from tests.streaming import T0
 from transforms.baseline import SensorWindowStats, _sensor_parts
 from transforms.batch import (SHARDS, ReadingBatch, ReadingBatchCoder, ShardBatcher,
                               batches_by_slot, shard_of)
-from transforms.detectors import ScoreState
 from transforms.judge import (SCORE_BAGS, Judged, JudgedBatch, JudgedBatchCoder, ScoreOnArrivalFn,
                              ScoreReadingsFn, judged_of_row, judged_row)
 from transforms.records import Reading, iso_ms
@@ -126,6 +125,9 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
     def __init__(self, inner):
       self._inner = inner
 
+    def new_state(self):
+      return self._inner.new_state()
+
     def update(self, state, ts_ms, value, deviation):
       scored.append(ts_ms - T0)
       return self._inner.update(state, ts_ms, value, deviation)
@@ -196,7 +198,7 @@ def test_scorer_on_arrival_scores_at_once_like_event_order_when_readings_come_in
   scorer, expected, alerting = rule.scorer(), {}, []
   for row in sorted(rows, key=lambda row: row[0][2]):
     (sensor_id, value, ts_ms, _), dev, _, _ = row
-    expected[sensor_id], score = scorer.update(expected.get(sensor_id) or ScoreState(),
+    expected[sensor_id], score = scorer.update(expected.get(sensor_id) or scorer.new_state(),
                                                ts_ms, value, dev)
     if score > rule.threshold:
       alerting.append(ts_ms)

@@ -1,4 +1,5 @@
-"""The likelihood detector (transforms/detectors.py), its baselines, and its streaming wiring."""
+"""The likelihood detector's deviation (transforms/detectors.py), its baselines, and its
+streaming wiring; its score is tested in tests/test_tail.py."""
 
 import math
 
@@ -7,8 +8,7 @@ import pytest
 from tests import streaming
 from tests.streaming import json_record
 from transforms.baseline import BaselineShape, SensorBaseline, SensorWindowStats
-from transforms.detectors import (DEVIATION_CAP, LikelihoodScorer, ScoreState, deviation,
-                                  deviation_from)
+from transforms.detectors import DEVIATION_CAP, deviation, deviation_from
 from transforms.rules import Rule
 from transforms.stats import WindowStats, merge_window_stats
 
@@ -19,8 +19,11 @@ def stats(mean, stddev, count=10):
 
 def test_deviation_in_floored_standard_deviations():
   assert deviation_from(16.0, stats(10.0, 2.0), 1e-6) == pytest.approx(3.0)  # |16 - 10| / 2
-  # flat baseline: stddev floored at 1e-3 x |mean| = 1: |1001 - 1000| / 1 = 1
-  assert deviation_from(1001.0, stats(1000.0, 0.0), 1e-6) == pytest.approx(1.0)
+  # no floor relative to the mean: a precise instrument's 14-sigma spike stays 14 sigma
+  # (50.000 Hz, stddev 0.001: |50.014 - 50| / 0.001 = 14)
+  assert deviation_from(50.014, stats(50.0, 0.001), 1e-6) == pytest.approx(14.0)
+  # flat baseline: stddev floored at min_stddev, any change is capped at DEVIATION_CAP
+  assert deviation_from(1000.001, stats(1000.0, 0.0), 1e-6) == DEVIATION_CAP
   # ... or at min_stddev when larger: |1001 - 1000| / 4 = 0.25
   assert deviation_from(1001.0, stats(1000.0, 0.0), 4.0) == pytest.approx(0.25)
   assert deviation_from(1e9, stats(0.0, 1.0), 1e-6) == DEVIATION_CAP
@@ -40,64 +43,6 @@ def test_rule_ignores_a_trailing_baseline_below_min_count():
   rule = Rule('likelihood', min_count=5)
   assert rule.deviation(16.0, stats(10.0, 2.0, count=4), None) == 0.0
   assert rule.deviation(16.0, stats(10.0, 2.0, count=5), None) == pytest.approx(3.0)
-
-
-def warmed_up(scorer, ts_ms=0, value=5.0):
-  """Ten readings with deviation 0 at one instant: no time passes, so mean 0 and variance 1 stay."""
-  state = ScoreState()
-  for _ in range(10):
-    state, score = scorer.update(state, ts_ms, value, 0.0)
-    assert score == 0.0  # warm-up
-  return state
-
-
-def test_score_is_the_squashed_excess_over_the_usual_deviation():
-  scorer = LikelihoodScorer(half_life_s=1.0, hold_s=0.0, range_warmup=10)
-  state = warmed_up(scorer)
-  assert (state.mean, state.variance) == (0.0, 1.0)
-  # u = (4 - 0) / sqrt(1) = 4; score = 4 / (4 + 4) = 0.5
-  _, score = scorer.update(state, 0, 5.0, 4.0)
-  assert score == pytest.approx(0.5)
-  # u = (12 - 0) / 1; 12 / 16 = 0.75
-  assert scorer.update(state, 0, 5.0, 12.0)[1] == pytest.approx(0.75)
-
-
-def test_statistics_decay_with_event_time():
-  scorer = LikelihoodScorer(half_life_s=1.0, hold_s=0.0, range_warmup=10)
-  state = warmed_up(scorer)
-  # one half-life later: keep = 0.5; mean = 0 + 0.5 x (2 - 0) = 1;
-  # variance = 0.5 x (1 + 0.5 x 2^2) = 1.5
-  state, _ = scorer.update(state, 1000, 5.0, 2.0)
-  assert (state.mean, state.variance) == pytest.approx((1.0, 1.5))
-  # two half-lives later: keep = 0.25; mean = 1 + 0.75 x (3 - 1) = 2.5;
-  # variance = 0.25 x (1.5 + 0.75 x 2^2) = 1.125
-  state, _ = scorer.update(state, 3000, 5.0, 3.0)
-  assert (state.mean, state.variance) == pytest.approx((2.5, 1.125))
-
-
-def test_a_value_outside_everything_seen_scores_one():
-  scorer = LikelihoodScorer(half_life_s=1.0, hold_s=0.0, range_warmup=10)
-  state = warmed_up(scorer, value=5.0)
-  state, _ = scorer.update(state, 0, 15.0, 0.0)  # seen range now [5, 15], margin 0.05 x 10 = 0.5
-  assert scorer.update(state, 0, 15.4, 0.0)[1] == 0.0
-  assert scorer.update(state, 0, 15.6, 0.0)[1] == 1.0
-  assert scorer.update(state, 0, 4.4, 0.0)[1] == 1.0
-
-
-def test_one_incident_one_high_score():
-  scorer = LikelihoodScorer(half_life_s=1e9, hold_s=10.0, range_warmup=10)
-  state = warmed_up(scorer)
-  state, first = scorer.update(state, 0, 5.0, 4.0)  # 0.5, the held peak
-  state, second = scorer.update(state, 1000, 5.0, 4.0)  # not above 0.5: halved
-  state, third = scorer.update(state, 2000, 5.0, 12.0)  # above the peak: reported in full
-  state, later = scorer.update(state, 20000, 5.0, 4.0)  # the hold (10 s) is over
-  assert first == pytest.approx(0.5)
-  assert second == pytest.approx(first / 2, rel=1e-6)
-  assert third > 0.7 and later > 0.4
-  # values outside the seen range [5, 5] score 1 every time, held peak or not
-  state, out1 = scorer.update(state, 21000, 50.0, 0.0)
-  state, out2 = scorer.update(state, 22000, 500.0, 0.0)
-  assert (out1, out2) == (1.0, 1.0)
 
 
 def test_merged_trailing_windows_equal_one_long_window():
@@ -152,16 +97,13 @@ def test_a_lag_shorter_than_a_period_shifts_the_slots_and_keeps_the_windows():
 
 
 def test_the_streaming_job_alerts_with_its_score_and_threshold():
-  # 5 s slots, 10 s windows: readings 10 at 0..25 s, then a spike of 100 at 31 s. Slot [30, 35)
-  # is judged by [20, 30) = {10, 10}: stddev 0, floored at 1e-3 x 10 = 0.01, deviation capped at 50.
-  # The scorer saw 7 readings before: still warming up (10), so the spike scores 0 and a
-  # second spike after warm-up is needed: 10 at 35..55 s, spike 1000 at 61 s. The seen-range
-  # rule waits for 1000 readings, so its score comes from the deviation alone, above 0.55.
-  records = [json_record('s', 10.0, t) for t in range(0, 30, 5)] + [json_record('s', 100.0, 31)]
-  records += [json_record('s', 10.0, t) for t in range(35, 60, 5)] + [json_record('s', 1000.0, 61)]
+  # 5 s slots, 10 s windows: readings 10 at 0..55 s, then 10.5 at 61 s. Slot [60, 65) is
+  # judged by [50, 60) = {10, 10}: stddev 0, floored at min_stddev, so the deviation is
+  # capped at 50. The scorer has seen 12 readings (warm-up: 10), all at deviation 0 (the
+  # first slot has no baseline, the others are flat): P(D >= 50) = erfc(35) / 13 ~ 0, score 1.
+  records = [json_record('s', 10.0, t) for t in range(0, 60, 5)] + [json_record('s', 10.5, 61)]
   outputs, _ = streaming.run_stream([('add', records)])
   alerts = outputs['alerts']
-  assert [(a['value'], a['rule'], a['threshold']) for a in alerts] == [
-      (1000.0, 'likelihood', 0.55)]
-  assert 0.55 < alerts[0]['score'] < 1.0
+  assert [(a['value'], a['rule'], a['threshold'], a['score']) for a in alerts] == [
+      (10.5, 'likelihood', 0.5, 1.0)]
   assert alerts[0]['window_count'] == 2 and alerts[0]['window_mean'] == 10.0

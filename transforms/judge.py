@@ -15,11 +15,11 @@ from apache_beam.transforms.userstate import (
     BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer)
 
 from transforms.baseline import SensorBaseline, SensorWindowStats
-from transforms.detectors import LikelihoodScorer, ScoreState
 from transforms.parse import METRICS_NAMESPACE
 from transforms.records import Reading, iso_ms
 from transforms.rules import Rule, Verdict
 from transforms.stats import WindowStats
+from transforms.tail import TailScorer, TailState
 
 
 def alert_id(reading: Reading) -> str:
@@ -196,7 +196,7 @@ SCORE_BAGS = 8  # a step's readings wait in bag (step % SCORE_BAGS)
 
 
 class _SensorScoresFn(beam.DoFn):
-  """What both scorers share: per shard a {sensor_id: ScoreState} cell, and the release of
+  """What both scorers share: per shard a {sensor_id: TailState} cell, and the release of
   sensors that fell silent.
 
   A sensor whose newest reading is more than the rule's sensor_ttl_s behind the watermark
@@ -206,7 +206,7 @@ class _SensorScoresFn(beam.DoFn):
   earliest moment one of them can expire and re-arms itself for the next; a sensor that
   reports again after expiring starts afresh, as a new one.
   """
-  STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: ScoreState}
+  STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: TailState}
   EXPIRE = TimerSpec('expire', TimeDomain.WATERMARK)
 
   def __init__(self, rule: Rule):
@@ -216,7 +216,7 @@ class _SensorScoresFn(beam.DoFn):
     self._alerts = Metrics.counter(METRICS_NAMESPACE, 'alerts')
     self._expired = Metrics.counter(METRICS_NAMESPACE, 'expired_sensors')
 
-  def _arm_expiry(self, score_states: Dict[str, ScoreState], expire) -> None:
+  def _arm_expiry(self, score_states: Dict[str, TailState], expire) -> None:
     """Sets the shard's expiry timer at the earliest moment one of its sensors can expire."""
     expire.set(min(state.last_ms for state in score_states.values()) / 1000.0
                + self._ttl_ms / 1000.0)
@@ -250,7 +250,7 @@ class ScoreReadingsFn(_SensorScoresFn):
   not depend on the order the runner delivers them in. A reading that arrives after later
   ones were scored (late data within the allowed lateness) is scored when it arrives.
 
-  Keyed by a few shards of sensors, each holding a {sensor_id: ScoreState} dict, not by
+  Keyed by a few shards of sensors, each holding a {sensor_id: TailState} dict, not by
   sensor: on Flink every key a bundle touches costs state requests to the runner when the
   bundle commits (and, with the SDK's state cache on, a deep-size measurement per state),
   and with 1,000 sensors a bundle touches nearly all of them (measured on embedded Flink
@@ -318,13 +318,13 @@ class ScoreReadingsFn(_SensorScoresFn):
       self._arm_expiry(score_states, expire)
 
 
-def _score_rows(scorer: LikelihoodScorer, rule: Rule, alerts_counter, rows,
-                score_states: Dict[str, ScoreState]):
+def _score_rows(scorer: TailScorer, rule: Rule, alerts_counter, rows,
+                score_states: Dict[str, TailState]):
   """Scores judged rows in the order given, updating score_states; yields the alerts."""
   for row in rows:
     (sensor_id, value, ts_ms, _), deviation, window, _ = row
     score_state, score = scorer.update(
-        score_states.get(sensor_id) or ScoreState(), ts_ms, value, deviation)
+        score_states.get(sensor_id) or scorer.new_state(), ts_ms, value, deviation)
     score_states[sensor_id] = score_state
     if score > rule.threshold and window is not None:
       alerts_counter.inc()
@@ -347,7 +347,7 @@ class ScoreOnArrivalFn(_SensorScoresFn):
   are; not checked for every parallelism). A reading that arrives
   after later ones of its sensor is scored when it arrives, as late data is there.
 
-  A shard's {sensor_id: ScoreState} is read once per bundle: in a bundle only this DoFn
+  A shard's {sensor_id: TailState} is read once per bundle: in a bundle only this DoFn
   changes it (as in the late gate; an expiry makes it read again), and every state read is
   a request to the runner.
   """

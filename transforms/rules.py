@@ -14,12 +14,13 @@ always says by how much it crossed the line:
 import math
 from typing import NamedTuple, Optional
 
-from transforms.detectors import LikelihoodScorer, deviation
+from transforms.detectors import deviation
+from transforms.tail import TailScorer
 from transforms.stats import WindowStats
 
 LIKELIHOOD = 'likelihood'
 RULES = (LIKELIHOOD, 'absolute', 'relative', 'zscore')
-DEFAULT_THRESHOLDS = {LIKELIHOOD: 0.55, 'absolute': 50.0, 'relative': 0.5, 'zscore': 3.0}
+DEFAULT_THRESHOLDS = {LIKELIHOOD: 0.5, 'absolute': 50.0, 'relative': 0.5, 'zscore': 3.0}
 
 
 class Verdict(NamedTuple):
@@ -50,8 +51,8 @@ class Rule:
     """Whether scores need the sensor's history (a per-sensor step after the judge)."""
     return self.name == LIKELIHOOD
 
-  def scorer(self) -> LikelihoodScorer:
-    return LikelihoodScorer(self.half_life_s, self.hold_s)
+  def scorer(self) -> TailScorer:
+    return TailScorer(self.half_life_s, self.hold_s)
 
   def deviation(self, value: float, trailing: Optional[WindowStats],
                 seasonal: Optional[WindowStats]) -> float:

@@ -1,0 +1,165 @@
+"""The tail-probability score: how rare a reading's deviation is for its own sensor.
+
+Per sensor, in event-time order, `TailScorer.update(state, ts_ms, value, deviation)`
+keeps a fading histogram of the sensor's own deviations (|value - expected| / scale,
+transforms/detectors.py) in NBINS bins, and scores a reading by the probability, under
+that histogram, of a deviation at least as large as the one observed:
+
+    P = (H(>= d) + PRIOR_WEIGHT * erfc(d / sqrt(2))) / (H + PRIOR_WEIGHT)
+    score = min(1, -log10(P) / DECADES)
+
+H(>= d) is the histogram's weight at or above d (uniform inside a bin), H its total
+weight; the prior, a Gaussian's two-sided tail with the weight of PRIOR_WEIGHT readings,
+gives deviations beyond anything the sensor has shown a finite, small probability. With
+DECADES = 5 a score of 0.5 is P = 10^-2.5, whatever the sensor's scale or noise, so one
+threshold serves every series. Weights fade with a half-life in seconds of event time,
+so the histogram follows the sensor as it changes. Like Numenta's anomaly likelihood
+(Ahmad et al. 2017), the score is a tail probability of the sensor's own recent
+behaviour, here of its deviations rather than of an HTM's raw scores.
+
+Two more parts: once a sensor has RANGE_WARMUP_READINGS readings, a value outside
+everything it has shown (its min/max widened by RANGE_MARGIN of the range) scores 1
+(`range`); and after a high score, lower or equal scores are halved for `hold_s`
+seconds, so one incident raises one alert (a range break is never held back).
+
+The state is a small NamedTuple (about 370 bytes pickled), kept in Beam state by the
+streaming job (transforms/judge.py) and replayed by the backtest (backtest/replay.py).
+"""
+
+import bisect
+import math
+from typing import NamedTuple, Optional, Tuple
+
+from transforms.detectors import DEVIATION_CAP
+
+NBINS = 32
+# Bin edges in standard deviations: quadratic spacing, fine where ordinary deviations
+# fall (0.05 wide near 0, 0.6 near 3 sigma) and coarse out to the cap.
+EDGES = tuple(DEVIATION_CAP * (k / NBINS) ** 2 for k in range(NBINS + 1))
+DECADES = 5.0  # score 1 at P = 1e-5, 0.5 at P = 10^-2.5
+PRIOR_WEIGHT = 1.0  # readings' worth of Gaussian tail behind the histogram
+WARMUP_READINGS = 10  # readings before the scorer trusts its own histogram
+RANGE_MARGIN = 0.05  # of the seen range: a value this far outside it scores 1
+RANGE_WARMUP_READINGS = 1000  # readings before a new extreme alone scores 1
+MAX_SURPRISE = 300.0  # decades: where a tail probability underflows
+HOLD_FACTOR = 0.5  # scores not above the held peak are multiplied by this
+_RESCALE = 1e100  # weights are kept inflated instead of decayed; rescaled past this
+
+# Which part of the detector raised a score (an alert's `fired`).
+DEVIATION_PART = 'deviation'
+RANGE_PART = 'range'
+
+
+class TailState(NamedTuple):
+  """What the scorer remembers of one sensor. Weights are stored multiplied by `unit`, the
+  weight a reading added now gets, so fading costs one multiplication per reading, not
+  one per bin."""
+  count: int = 0  # readings seen
+  last_ms: Optional[int] = None  # event time of the previous reading
+  weights: Tuple[float, ...] = (0.0,) * NBINS  # histogram of deviations, times unit
+  total: float = 0.0  # sum of weights
+  unit: float = 1.0  # the stored weight of one reading now
+  low: float = math.inf  # smallest value seen
+  high: float = -math.inf  # largest value seen
+  peak: float = 0.0  # the held peak score
+  peak_ms: int = -(2**62)  # when it was reached
+
+
+def _erfc_tail(d: float) -> float:
+  """P(|Z| >= d) for a standard normal Z."""
+  return math.erfc(d * 0.7071067811865476)
+
+
+def tail_weight(weights: Tuple[float, ...], d: float) -> float:
+  """The histogram's weight at or above deviation d (uniform inside each bin)."""
+  if d <= 0.0:
+    return sum(weights)
+  if d >= DEVIATION_CAP:  # capped deviations are all equally far: the last bin's share
+    return weights[-1]
+  k = bisect.bisect_right(EDGES, d) - 1
+  if k >= NBINS:
+    return 0.0
+  lo, hi = EDGES[k], EDGES[k + 1]
+  return sum(weights[k + 1:]) + weights[k] * (hi - d) / (hi - lo)
+
+
+def tail_probability(state: TailState, d: float) -> float:
+  """P(deviation >= d) under the sensor's histogram and the Gaussian prior."""
+  return ((tail_weight(state.weights, d) / state.unit + PRIOR_WEIGHT * _erfc_tail(d))
+          / (state.total / state.unit + PRIOR_WEIGHT))
+
+
+def surprise(p: float) -> float:
+  """-log10 p in [0, MAX_SURPRISE] (p may underflow to 0; 0.0 - x: never -0.0)."""
+  return min(max(0.0 - math.log10(p), 0.0), MAX_SURPRISE) if p > 0.0 else MAX_SURPRISE
+
+
+def deviation_at_score(state: TailState, score: float) -> float:
+  """The smallest deviation whose tail score reaches `score` (< 1), by bisection; the
+  bounds an alert reports are expected +/- this many scales. DEVIATION_CAP if none does."""
+  target = 10.0 ** (-DECADES * score)
+  if tail_probability(state, DEVIATION_CAP) > target:
+    return DEVIATION_CAP
+  lo, hi = 0.0, DEVIATION_CAP
+  for _ in range(40):  # 50 / 2^40: far below any reading's precision
+    mid = 0.5 * (lo + hi)
+    if tail_probability(state, mid) > target:
+      lo = mid
+    else:
+      hi = mid
+  return hi
+
+
+class TailScorer:
+  """Turns a sensor's deviations into tail-probability scores in [0, 1], one reading at a
+  time, in event-time order."""
+
+  def __init__(self, half_life_s: float, hold_s: float,
+               range_warmup: int = RANGE_WARMUP_READINGS):
+    if not (half_life_s > 0 and hold_s >= 0 and range_warmup >= 0):
+      raise ValueError('half_life_s must be > 0, hold_s and range_warmup >= 0')
+    self.half_life_ms = half_life_s * 1000.0
+    self.hold_ms = hold_s * 1000.0
+    # A young sensor's seen range is narrow: ordinary noise keeps setting new extremes.
+    self.range_warmup = range_warmup
+
+  @staticmethod
+  def new_state() -> TailState:
+    return TailState()
+
+  def raw_score(self, state: TailState, value: float, dev: float) -> Tuple[float, str]:
+    """(score before the hold, the part that gave it) of a reading, given the state
+    before it."""
+    if state.count < WARMUP_READINGS:
+      return 0.0, DEVIATION_PART
+    if state.count >= self.range_warmup:
+      margin = RANGE_MARGIN * (state.high - state.low)
+      if value > state.high + margin or value < state.low - margin:
+        return 1.0, RANGE_PART
+    return surprise(tail_probability(state, dev)) / DECADES, DEVIATION_PART
+
+  def update(self, state: TailState, ts_ms: int, value: float,
+             dev: float) -> Tuple[TailState, float]:
+    count, last_ms, weights, total, unit, low, high, peak, peak_ms = state
+    score, part = self.raw_score(state, value, dev)
+    # Fading by elapsed event time, so irregular sampling is fair: older weights shrink
+    # relative to new ones, i.e. the new reading's weight grows.
+    if last_ms is not None and ts_ms > last_ms:
+      unit *= 2.0 ** ((ts_ms - last_ms) / self.half_life_ms)
+      if unit > _RESCALE:
+        weights = tuple(w / unit for w in weights)
+        total /= unit
+        unit = 1.0
+    k = min(bisect.bisect_right(EDGES, dev) - 1, NBINS - 1)
+    weights = weights[:k] + (weights[k] + unit,) + weights[k + 1:]
+    total += unit
+    # The hold compares unclipped scores, so a score of 1 still holds back a lesser one
+    # beyond 1 (a tail probability of 1e-9 after one of 1e-7).
+    held = peak if ts_ms - peak_ms < self.hold_ms else 0.0
+    if score > held or part == RANGE_PART:  # a new peak, or outside the seen range
+      peak, peak_ms = score, ts_ms
+    else:
+      score *= HOLD_FACTOR
+    score = min(score, 1.0)
+    return TailState(count + 1, ts_ms if last_ms is None else max(ts_ms, last_ms), weights,
+                     total, unit, min(low, value), max(high, value), peak, peak_ms), score
