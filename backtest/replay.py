@@ -73,7 +73,7 @@ def replay_series(ts_ms: Sequence[int], values: Sequence[float], rule: Rule,
     if scorer is not None:
       if state.last_ms is not None and ts - state.last_ms >= ttl_ms:
         state = scorer.new_state() if scorer is not None else None
-      state, score = scorer.update(state, ts, value, rule.deviation(value, trailing, seasonal))
+      state, score = scorer.update(state, ts, value, rule.baselines(trailing, seasonal))
       if trailing is None and seasonal is None:
         score = 0.0  # the streaming job alerts only on readings with a baseline
     else:

@@ -8,7 +8,7 @@ import pytest
 from tests import streaming
 from tests.streaming import json_record
 from transforms.baseline import BaselineShape, SensorBaseline, SensorWindowStats
-from transforms.detectors import DEVIATION_CAP, deviation, deviation_from
+from transforms.detectors import DEVIATION_CAP, baselines, deviation, deviation_from
 from transforms.rules import Rule
 from transforms.stats import WindowStats, merge_window_stats
 
@@ -18,31 +18,31 @@ def stats(mean, stddev, count=10):
 
 
 def test_deviation_in_floored_standard_deviations():
-  assert deviation_from(16.0, stats(10.0, 2.0), 1e-6) == pytest.approx(3.0)  # |16 - 10| / 2
+  assert deviation_from(16.0, 10.0, 2.0, 1e-6) == pytest.approx(3.0)  # |16 - 10| / 2
   # no floor relative to the mean: a precise instrument's 14-sigma spike stays 14 sigma
   # (50.000 Hz, stddev 0.001: |50.014 - 50| / 0.001 = 14)
-  assert deviation_from(50.014, stats(50.0, 0.001), 1e-6) == pytest.approx(14.0)
-  # flat baseline: stddev floored at min_stddev, any change is capped at DEVIATION_CAP
-  assert deviation_from(1000.001, stats(1000.0, 0.0), 1e-6) == DEVIATION_CAP
-  # ... or at min_stddev when larger: |1001 - 1000| / 4 = 0.25
-  assert deviation_from(1001.0, stats(1000.0, 0.0), 4.0) == pytest.approx(0.25)
-  assert deviation_from(1e9, stats(0.0, 1.0), 1e-6) == DEVIATION_CAP
+  assert deviation_from(50.014, 50.0, 0.001, 1e-6) == pytest.approx(14.0)
+  # flat baseline: stddev floored, here at 1e-6, so any change is capped at DEVIATION_CAP
+  assert deviation_from(1000.001, 1000.0, 0.0, 1e-6) == DEVIATION_CAP
+  # ... or at a larger floor: |1001 - 1000| / 4 = 0.25
+  assert deviation_from(1001.0, 1000.0, 0.0, 4.0) == pytest.approx(0.25)
+  assert deviation_from(1e9, 0.0, 1.0, 1e-6) == DEVIATION_CAP
 
 
 def test_deviation_is_from_the_nearer_baseline():
   recent, yesterday = stats(10.0, 1.0), stats(20.0, 2.0)
   # |19 - 10| / 1 = 9 from the trailing baseline, |19 - 20| / 2 = 0.5 from yesterday's
-  assert deviation(19.0, recent, yesterday, 1e-6) == pytest.approx(0.5)
-  assert deviation(19.0, recent, None, 1e-6) == pytest.approx(9.0)
-  assert deviation(19.0, None, None, 1e-6) == 0.0
+  assert deviation(19.0, baselines(recent, yesterday), 1e-6) == (pytest.approx(0.5), 1)
+  assert deviation(19.0, baselines(recent, None), 1e-6) == (pytest.approx(9.0), 0)
+  assert deviation(19.0, baselines(None, None), 1e-6) == (0.0, -1)
   # a one-reading window has no spread to judge by: ignored
-  assert deviation(19.0, stats(10.0, 0.0, count=1), yesterday, 1e-6) == pytest.approx(0.5)
+  assert baselines(stats(10.0, 0.0, count=1), yesterday) == (None, (20.0, 2.0))
 
 
 def test_rule_ignores_a_trailing_baseline_below_min_count():
   rule = Rule('likelihood', min_count=5)
-  assert rule.deviation(16.0, stats(10.0, 2.0, count=4), None) == 0.0
-  assert rule.deviation(16.0, stats(10.0, 2.0, count=5), None) == pytest.approx(3.0)
+  assert rule.baselines(stats(10.0, 2.0, count=4), None) == (None, None)
+  assert rule.baselines(stats(10.0, 2.0, count=5), None) == ((10.0, 2.0), None)
 
 
 def test_merged_trailing_windows_equal_one_long_window():

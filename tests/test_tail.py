@@ -10,11 +10,16 @@ from transforms.tail import (EDGES, NBINS, PRIOR_WEIGHT, TailScorer, deviation_a
                              tail_probability, tail_weight)
 
 
+def at(dev, value=5.0):
+  """Baselines that put `value` `dev` standard deviations off: a trailing one with stddev 1."""
+  return (value - dev, 1.0), None
+
+
 def fed(scorer, deviations, ts_ms=0, value=5.0):
   """A state that has seen these deviations, all at one instant (no fading)."""
   state = scorer.new_state()
   for dev in deviations:
-    state, _ = scorer.update(state, ts_ms, value, dev)
+    state, _ = scorer.update(state, ts_ms, value, at(dev, value))
   return state
 
 
@@ -35,14 +40,14 @@ def test_score_is_the_tail_probability_of_the_sensors_own_deviations_in_decades(
   state = fed(scorer, [0.0] * 99 + [d])
   expected = (1.0 + PRIOR_WEIGHT * math.erfc(d / math.sqrt(2))) / (100 + PRIOR_WEIGHT)
   assert tail_probability(state, d) == pytest.approx(expected)
-  _, score = scorer.update(state, 0, 5.0, d)
+  _, score = scorer.update(state, 0, 5.0, at(d, 5.0))
   assert score == pytest.approx(-math.log10(expected) / 5)
   # beyond everything seen only the prior is left: erfc(4 / sqrt 2) = 6.3e-5 over 101,
   # P = 6.3e-7, score = 6.2 / 5, clipped to 1
   assert scorer.raw_score(state, 5.0, 4.0)[0] < 0.5  # 4 is below the reading at 9.57
   lone = fed(scorer, [0.0] * 100)
   assert tail_probability(lone, 4.0) == pytest.approx(math.erfc(4 / math.sqrt(2)) / 101)
-  assert scorer.update(lone, 0, 5.0, 4.0)[1] == 1.0
+  assert scorer.update(lone, 0, 5.0, at(4.0, 5.0))[1] == 1.0
 
 
 def test_weights_fade_with_event_time():
@@ -50,7 +55,7 @@ def test_weights_fade_with_event_time():
   state = fed(scorer, [20.0] * 10)
   # 10 readings at 20, then 10 at 0 three half-lives later: the old ones weigh 10 / 8
   for _ in range(10):
-    state, _ = scorer.update(state, 3000, 5.0, 0.0)
+    state, _ = scorer.update(state, 3000, 5.0, at(0.0, 5.0))
   # P(D >= 19.5, the lower edge of 20's bin) = (1.25 + 1 x erfc(13.8)) / (11.25 + 1)
   assert EDGES[20] == pytest.approx(19.53, abs=0.01)
   assert tail_probability(state, EDGES[20]) == pytest.approx(1.25 / 12.25, rel=1e-6)
@@ -58,37 +63,52 @@ def test_weights_fade_with_event_time():
 
 def test_a_flat_sensor_alerts_on_its_first_change():
   scorer = TailScorer(half_life_s=3600.0, hold_s=60.0)
-  state = fed(scorer, [0.0] * 20)  # a flat baseline judges a flat sensor: deviation 0
-  _, score = scorer.update(state, 1000, 5.001, DEVIATION_CAP)  # 0.001 off: capped at 50
+  flat = (5.0, 0.0), None  # a flat trailing baseline
+  state = scorer.new_state()
+  for k in range(20):
+    state, _ = scorer.update(state, k * 1000, 5.0, flat)  # deviation 0
+  assert scorer.floor(state) == 1e-6  # never varied: min_stddev
+  # 0.001 off: 0.001 / 1e-6 = 1000 standard deviations, capped at 50, never seen: P ~ 0
+  _, score = scorer.update(state, 20000, 5.001, flat)
   assert score == 1.0
+
+
+def test_a_flat_window_of_a_noisy_sensor_is_floored_at_its_usual_spread():
+  scorer = TailScorer(half_life_s=1e9, hold_s=0.0, range_warmup=10**9)
+  state = fed(scorer, [0.5] * 100)  # baselines with stddev 1
+  assert scorer.floor(state) == pytest.approx(0.05)  # SPREAD_FLOOR x 1
+  # a window that happens to be flat judges a reading 0.01 off: 0.01 / 0.05 = 0.2 standard
+  # deviations, not 0.01 / 1e-6 (capped at 50, an alert)
+  _, score = scorer.update(state, 0, 5.01, ((5.0, 0.0), None))
+  assert score < 0.001  # 0.2 is below every deviation seen: P ~ 1
 
 
 def test_warm_up_scores_zero():
   scorer = TailScorer(half_life_s=3600.0, hold_s=0.0)
   state = scorer.new_state()
   for _ in range(10):
-    state, score = scorer.update(state, 0, 5.0, DEVIATION_CAP)
+    state, score = scorer.update(state, 0, 5.0, at(DEVIATION_CAP, 5.0))
     assert score == 0.0
 
 
 def test_a_value_outside_everything_seen_scores_one():
   scorer = TailScorer(half_life_s=1.0, hold_s=0.0, range_warmup=10)
   state = fed(scorer, [0.0] * 10, value=5.0)
-  state, _ = scorer.update(state, 0, 15.0, 0.0)  # seen range now [5, 15], margin 0.05 x 10 = 0.5
-  assert scorer.update(state, 0, 15.4, 0.0)[1] == 0.0
-  assert scorer.update(state, 0, 15.6, 0.0)[1] == 1.0
-  assert scorer.update(state, 0, 4.4, 0.0)[1] == 1.0
+  state, _ = scorer.update(state, 0, 15.0, at(0.0, 15.0))  # seen [5, 15]: margin 0.05 x 10 = 0.5
+  assert scorer.update(state, 0, 15.4, at(0.0, 15.4))[1] == 0.0
+  assert scorer.update(state, 0, 15.6, at(0.0, 15.6))[1] == 1.0
+  assert scorer.update(state, 0, 4.4, at(0.0, 4.4))[1] == 1.0
 
 
 def test_one_incident_one_high_score():
   scorer = TailScorer(half_life_s=1e9, hold_s=10.0, range_warmup=10**9)
   state = fed(scorer, [0.0] * 200)
-  state, first = scorer.update(state, 0, 5.0, 2.5)
+  state, first = scorer.update(state, 0, 5.0, at(2.5, 5.0))
   raw_second, _ = scorer.raw_score(state, 5.0, 2.5)
-  state, second = scorer.update(state, 1000, 5.0, 2.5)  # no rarer than the peak: halved
-  state, third = scorer.update(state, 2000, 5.0, 6.0)  # rarer than the peak: in full
+  state, second = scorer.update(state, 1000, 5.0, at(2.5, 5.0))  # no rarer than the peak: halved
+  state, third = scorer.update(state, 2000, 5.0, at(6.0, 5.0))  # rarer than the peak: in full
   raw_later, _ = scorer.raw_score(state, 5.0, 2.5)
-  state, later = scorer.update(state, 20000, 5.0, 2.5)  # the hold (10 s) is over
+  state, later = scorer.update(state, 20000, 5.0, at(2.5, 5.0))  # the hold (10 s) is over
   assert first > 0.5 and raw_second < first
   assert second == pytest.approx(raw_second / 2)
   assert third == 1.0 and later == pytest.approx(raw_later)
@@ -98,8 +118,26 @@ def test_bounds_at_the_threshold_invert_the_score():
   scorer = TailScorer(half_life_s=1e9, hold_s=0.0, range_warmup=10**9)
   state = fed(scorer, [0.1 * (k % 30) for k in range(2000)])
   d = deviation_at_score(state, 0.5)
-  assert scorer.raw_score(state, 5.0, d * 1.001)[0] > 0.5 > scorer.raw_score(state, 5.0, d * 0.999)[0]
+  above, below = scorer.raw_score(state, 5.0, d * 1.001), scorer.raw_score(state, 5.0, d * 0.999)
+  assert above[0] > 0.5 > below[0]
   assert 2.0 < d < DEVIATION_CAP
+
+
+def test_an_alert_explains_itself():
+  scorer = TailScorer(half_life_s=1e9, hold_s=0.0, range_warmup=10**9)
+  state = fed(scorer, [0.1 * (k % 30) for k in range(2000)])  # usual deviations 0 to 2.9
+  reach = deviation_at_score(state, 0.5)
+  trailing, seasonal = (100.0, 2.0), (40.0, 1.0)
+  # 10 stddev below the trailing mean, 50 above the seasonal one: the trailing one is nearer
+  explained = scorer.explain(state, 80.0, (trailing, seasonal), 0.5)
+  assert explained == {'expected': 100.0, 'lower': pytest.approx(100.0 - 2.0 * reach),
+                       'upper': pytest.approx(100.0 + 2.0 * reach), 'direction': 'below',
+                       'fired': 'trailing'}
+  assert explained['lower'] > 80.0  # the reading is outside the bounds it alerted on
+  assert scorer.explain(state, 45.0, (None, seasonal), 0.5)['fired'] == 'seasonal'
+  assert scorer.explain(state, 45.0, (None, None), 0.5) == {}
+  ranged = TailScorer(half_life_s=1e9, hold_s=0.0, range_warmup=10)
+  assert ranged.explain(fed(ranged, [0.0] * 20), 1e6, (trailing, None), 0.5)['fired'] == 'range'
 
 
 def test_state_is_small():

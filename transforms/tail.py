@@ -28,9 +28,9 @@ streaming job (transforms/judge.py) and replayed by the backtest (backtest/repla
 
 import bisect
 import math
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
-from transforms.detectors import DEVIATION_CAP
+from transforms.detectors import DEVIATION_CAP, PARTS, Baselines, deviation
 
 NBINS = 32
 # Bin edges in standard deviations: quadratic spacing, fine where ordinary deviations
@@ -42,12 +42,11 @@ WARMUP_READINGS = 10  # readings before the scorer trusts its own histogram
 RANGE_MARGIN = 0.05  # of the seen range: a value this far outside it scores 1
 RANGE_WARMUP_READINGS = 1000  # readings before a new extreme alone scores 1
 MAX_SURPRISE = 300.0  # decades: where a tail probability underflows
+SPREAD_FLOOR = 0.05  # of the sensor's usual spread: the least stddev a baseline is given
 HOLD_FACTOR = 0.5  # scores not above the held peak are multiplied by this
 _RESCALE = 1e100  # weights are kept inflated instead of decayed; rescaled past this
 
-# Which part of the detector raised a score (an alert's `fired`).
-DEVIATION_PART = 'deviation'
-RANGE_PART = 'range'
+RANGE_PART = 'range'  # an alert's `fired` when the value left the seen range
 
 
 class TailState(NamedTuple):
@@ -63,6 +62,7 @@ class TailState(NamedTuple):
   high: float = -math.inf  # largest value seen
   peak: float = 0.0  # the held peak score
   peak_ms: int = -(2**62)  # when it was reached
+  spread: float = 0.0  # fading mean of the trailing baseline's stddev; 0: none seen yet
 
 
 def _erfc_tail(d: float) -> float:
@@ -111,15 +111,16 @@ def deviation_at_score(state: TailState, score: float) -> float:
 
 
 class TailScorer:
-  """Turns a sensor's deviations into tail-probability scores in [0, 1], one reading at a
-  time, in event-time order."""
+  """Turns a sensor's readings and baselines into tail-probability scores in [0, 1], one
+  reading at a time, in event-time order."""
 
-  def __init__(self, half_life_s: float, hold_s: float,
+  def __init__(self, half_life_s: float, hold_s: float, min_stddev: float = 1e-6,
                range_warmup: int = RANGE_WARMUP_READINGS):
-    if not (half_life_s > 0 and hold_s >= 0 and range_warmup >= 0):
-      raise ValueError('half_life_s must be > 0, hold_s and range_warmup >= 0')
+    if not (half_life_s > 0 and hold_s >= 0 and min_stddev > 0 and range_warmup >= 0):
+      raise ValueError('half_life_s and min_stddev must be > 0, hold_s and range_warmup >= 0')
     self.half_life_ms = half_life_s * 1000.0
     self.hold_ms = hold_s * 1000.0
+    self.min_stddev = min_stddev
     # A young sensor's seen range is narrow: ordinary noise keeps setting new extremes.
     self.range_warmup = range_warmup
 
@@ -127,25 +128,35 @@ class TailScorer:
   def new_state() -> TailState:
     return TailState()
 
+  def floor(self, state: TailState) -> float:
+    """The least stddev a baseline is given: SPREAD_FLOOR of the sensor's usual spread, so
+    that a window that happens to be flat (a quantised sensor's) is not taken as
+    infinitely precise; min_stddev for a sensor that has never varied (its first change
+    is then far off)."""
+    return max(self.min_stddev, SPREAD_FLOOR * state.spread)
+
   def raw_score(self, state: TailState, value: float, dev: float) -> Tuple[float, str]:
-    """(score before the hold, the part that gave it) of a reading, given the state
-    before it."""
+    """(score before the hold and before clipping at 1, the part that gave it) of a reading
+    at deviation dev, given the state before it; the part is 'range' or '' (the deviation)."""
     if state.count < WARMUP_READINGS:
-      return 0.0, DEVIATION_PART
+      return 0.0, ''
     if state.count >= self.range_warmup:
       margin = RANGE_MARGIN * (state.high - state.low)
       if value > state.high + margin or value < state.low - margin:
         return 1.0, RANGE_PART
-    return surprise(tail_probability(state, dev)) / DECADES, DEVIATION_PART
+    return surprise(tail_probability(state, dev)) / DECADES, ''
 
   def update(self, state: TailState, ts_ms: int, value: float,
-             dev: float) -> Tuple[TailState, float]:
-    count, last_ms, weights, total, unit, low, high, peak, peak_ms = state
+             judged_by: Baselines) -> Tuple[TailState, float]:
+    count, last_ms, weights, total, unit, low, high, peak, peak_ms, spread = state
+    dev, _ = deviation(value, judged_by, self.floor(state))
     score, part = self.raw_score(state, value, dev)
     # Fading by elapsed event time, so irregular sampling is fair: older weights shrink
     # relative to new ones, i.e. the new reading's weight grows.
+    grow = 1.0
     if last_ms is not None and ts_ms > last_ms:
-      unit *= 2.0 ** ((ts_ms - last_ms) / self.half_life_ms)
+      grow = 2.0 ** ((ts_ms - last_ms) / self.half_life_ms)
+      unit *= grow
       if unit > _RESCALE:
         weights = tuple(w / unit for w in weights)
         total /= unit
@@ -153,6 +164,10 @@ class TailScorer:
     k = min(bisect.bisect_right(EDGES, dev) - 1, NBINS - 1)
     weights = weights[:k] + (weights[k] + unit,) + weights[k + 1:]
     total += unit
+    trailing = judged_by[0]
+    if trailing is not None and trailing[1] > 0.0:  # the sensor's usual spread, fading alike
+      stddev = trailing[1]
+      spread = stddev if spread == 0.0 else spread + (1.0 - 1.0 / grow) * (stddev - spread)
     # The hold compares unclipped scores, so a score of 1 still holds back a lesser one
     # beyond 1 (a tail probability of 1e-9 after one of 1e-7).
     held = peak if ts_ms - peak_ms < self.hold_ms else 0.0
@@ -160,6 +175,24 @@ class TailScorer:
       peak, peak_ms = score, ts_ms
     else:
       score *= HOLD_FACTOR
-    score = min(score, 1.0)
     return TailState(count + 1, ts_ms if last_ms is None else max(ts_ms, last_ms), weights,
-                     total, unit, min(low, value), max(high, value), peak, peak_ms), score
+                     total, unit, min(low, value), max(high, value), peak, peak_ms,
+                     spread), min(score, 1.0)
+
+  def explain(self, state: TailState, value: float, judged_by: Baselines,
+              threshold: float) -> Dict[str, Any]:
+    """What an alert about this reading says of it, given the state before it: the
+    expected value (the nearer baseline's mean), the bounds at the threshold (expected
+    +/- the deviation that scores the threshold, in that baseline's floored stddev),
+    the direction and the part that fired: 'trailing' or 'seasonal' (the baseline the
+    deviation is from), or 'range' (outside everything the sensor has shown)."""
+    floor = self.floor(state)
+    dev, nearer = deviation(value, judged_by, floor)
+    if nearer < 0:
+      return {}
+    mean, stddev = judged_by[nearer]
+    _, part = self.raw_score(state, value, dev)
+    reach = deviation_at_score(state, threshold) * max(stddev, floor)
+    return {'expected': mean, 'lower': mean - reach, 'upper': mean + reach,
+            'direction': 'above' if value >= mean else 'below',
+            'fired': part or PARTS[nearer]}
