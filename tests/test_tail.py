@@ -6,13 +6,18 @@ import pickle
 import pytest
 
 from transforms.detectors import DEVIATION_CAP
-from transforms.tail import (EDGES, NBINS, PRIOR_WEIGHT, TailScorer, deviation_at_score,
-                             tail_probability, tail_weight)
+from transforms.tail import (EDGES, NBINS, PRIOR_WEIGHT, SEASONAL_DECADES, TailScorer,
+                             deviation_at_score, tail_probability, tail_weight)
 
 
 def at(dev, value=5.0):
   """Baselines that put `value` `dev` standard deviations off: a trailing one with stddev 1."""
   return (value - dev, 1.0), None
+
+
+def histogram(state):
+  """The deviation histogram's (weights, total, unit) of a state."""
+  return state.weights, state.total, state.unit
 
 
 def fed(scorer, deviations, ts_ms=0, value=5.0):
@@ -39,14 +44,14 @@ def test_score_is_the_tail_probability_of_the_sensors_own_deviations_in_decades(
   # = 0.0099, score = -log10(P) / 5 = 0.40
   state = fed(scorer, [0.0] * 99 + [d])
   expected = (1.0 + PRIOR_WEIGHT * math.erfc(d / math.sqrt(2))) / (100 + PRIOR_WEIGHT)
-  assert tail_probability(state, d) == pytest.approx(expected)
+  assert tail_probability(*histogram(state), d) == pytest.approx(expected)
   _, score = scorer.update(state, 0, 5.0, at(d, 5.0))
   assert score == pytest.approx(-math.log10(expected) / 5)
   # beyond everything seen only the prior is left: erfc(4 / sqrt 2) = 6.3e-5 over 101,
   # P = 6.3e-7, score = 6.2 / 5, clipped to 1
   assert scorer.raw_score(state, 5.0, 4.0)[0] < 0.5  # 4 is below the reading at 9.57
   lone = fed(scorer, [0.0] * 100)
-  assert tail_probability(lone, 4.0) == pytest.approx(math.erfc(4 / math.sqrt(2)) / 101)
+  assert tail_probability(*histogram(lone), 4.0) == pytest.approx(math.erfc(4 / math.sqrt(2)) / 101)
   assert scorer.update(lone, 0, 5.0, at(4.0, 5.0))[1] == 1.0
 
 
@@ -58,7 +63,7 @@ def test_weights_fade_with_event_time():
     state, _ = scorer.update(state, 3000, 5.0, at(0.0, 5.0))
   # P(D >= 19.5, the lower edge of 20's bin) = (1.25 + 1 x erfc(13.8)) / (11.25 + 1)
   assert EDGES[20] == pytest.approx(19.53, abs=0.01)
-  assert tail_probability(state, EDGES[20]) == pytest.approx(1.25 / 12.25, rel=1e-6)
+  assert tail_probability(*histogram(state), EDGES[20]) == pytest.approx(1.25 / 12.25, rel=1e-6)
 
 
 def test_a_flat_sensor_alerts_on_its_first_change():
@@ -91,6 +96,26 @@ def test_warm_up_scores_zero():
     assert score == 0.0
 
 
+def test_a_reading_far_from_the_season_alone_scores_on_its_own_scale():
+  scorer = TailScorer(half_life_s=1e9, hold_s=0.0, range_warmup=10**9)
+  # the recent past and yesterday agree (deviation 0.5 from each) for 200 readings
+  state = scorer.new_state()
+  for _ in range(200):
+    state, _ = scorer.update(state, 0, 5.0, ((4.5, 1.0), (5.5, 1.0)))
+  # a missing daily peak: as the recent past (0 off), 20 below yesterday's (25, stddev 1):
+  # near the trailing baseline, so the deviation part scores 0, but never that far from
+  # yesterday: P = erfc(20 / sqrt 2) / 201 = 2.7e-91, 90.6 decades, clipped to 1 in update
+  judged_by = ((5.0, 1.0), (25.0, 1.0))
+  assert scorer.raw_score(state, 5.0, 0.0, 20.0) == (pytest.approx(90.56 / SEASONAL_DECADES,
+                                                                    rel=1e-3), 'seasonal')
+  assert scorer.update(state, 0, 5.0, judged_by)[1] == 1.0
+  explained = scorer.explain(state, 5.0, judged_by, 0.5)
+  assert (explained['fired'], explained['expected'], explained['direction']) == (
+      'seasonal', 25.0, 'below')
+  # yesterday's own usual deviation (0.5) scores nothing
+  assert scorer.raw_score(state, 5.0, 0.0, 0.5)[0] < 0.5
+
+
 def test_a_value_outside_everything_seen_scores_one():
   scorer = TailScorer(half_life_s=1.0, hold_s=0.0, range_warmup=10)
   state = fed(scorer, [0.0] * 10, value=5.0)
@@ -117,7 +142,7 @@ def test_one_incident_one_high_score():
 def test_bounds_at_the_threshold_invert_the_score():
   scorer = TailScorer(half_life_s=1e9, hold_s=0.0, range_warmup=10**9)
   state = fed(scorer, [0.1 * (k % 30) for k in range(2000)])
-  d = deviation_at_score(state, 0.5)
+  d = deviation_at_score(*histogram(state), 0.5)
   above, below = scorer.raw_score(state, 5.0, d * 1.001), scorer.raw_score(state, 5.0, d * 0.999)
   assert above[0] > 0.5 > below[0]
   assert 2.0 < d < DEVIATION_CAP
@@ -126,7 +151,7 @@ def test_bounds_at_the_threshold_invert_the_score():
 def test_an_alert_explains_itself():
   scorer = TailScorer(half_life_s=1e9, hold_s=0.0, range_warmup=10**9)
   state = fed(scorer, [0.1 * (k % 30) for k in range(2000)])  # usual deviations 0 to 2.9
-  reach = deviation_at_score(state, 0.5)
+  reach = deviation_at_score(*histogram(state), 0.5)
   trailing, seasonal = (100.0, 2.0), (40.0, 1.0)
   # 10 stddev below the trailing mean, 50 above the seasonal one: the trailing one is nearer
   explained = scorer.explain(state, 80.0, (trailing, seasonal), 0.5)
@@ -142,5 +167,7 @@ def test_an_alert_explains_itself():
 
 def test_state_is_small():
   scorer = TailScorer(half_life_s=3600.0, hold_s=60.0)
-  state = fed(scorer, [0.1 * k for k in range(500)])
-  assert len(pickle.dumps(tuple(state), pickle.HIGHEST_PROTOCOL)) < 450
+  state = scorer.new_state()
+  for k in range(500):  # both histograms filled: a trailing and a seasonal baseline
+    state, _ = scorer.update(state, k * 1000, 5.0 + 0.01 * k, ((5.0, 1.0), (5.5, 2.0)))
+  assert len(pickle.dumps(tuple(state), pickle.HIGHEST_PROTOCOL)) < 750

@@ -17,12 +17,23 @@ so the histogram follows the sensor as it changes. Like Numenta's anomaly likeli
 (Ahmad et al. 2017), the score is a tail probability of the sensor's own recent
 behaviour, here of its deviations rather than of an HTM's raw scores.
 
+A second histogram, of the deviation from the seasonal baseline alone, scores readings
+that are ordinary for the recent past but not for the time of day (a missing daily peak,
+a night-time level in the afternoon), on a scale of SEASONAL_DECADES: one window of a
+season ago is a thinner baseline than the trailing ones, so this part needs a rarer
+deviation (P = 10^-3 at score 0.5). The score is the larger of the two.
+
 Two more parts: once a sensor has RANGE_WARMUP_READINGS readings, a value outside
 everything it has shown (its min/max widened by RANGE_MARGIN of the range) scores 1
 (`range`); and after a high score, lower or equal scores are halved for `hold_s`
 seconds, so one incident raises one alert (a range break is never held back).
 
-The state is a small NamedTuple (about 370 bytes pickled), kept in Beam state by the
+A baseline's stddev is floored at SPREAD_FLOOR of the sensor's usual spread (a fading
+mean of its trailing baselines' stddev), so a window that happens to be flat (a
+quantised sensor's) does not make every change look 50 standard deviations off; a
+sensor that never varied is floored at min_stddev, so its first change scores 1.
+
+The state is a small NamedTuple (about 660 bytes pickled), kept in Beam state by the
 streaming job (transforms/judge.py) and replayed by the backtest (backtest/replay.py).
 """
 
@@ -30,13 +41,15 @@ import bisect
 import math
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
-from transforms.detectors import DEVIATION_CAP, PARTS, Baselines, deviation
+from transforms.detectors import (DEVIATION_CAP, PARTS, SEASONAL_PART, Baselines, deviation,
+                                  deviation_from)
 
 NBINS = 32
 # Bin edges in standard deviations: quadratic spacing, fine where ordinary deviations
 # fall (0.05 wide near 0, 0.6 near 3 sigma) and coarse out to the cap.
 EDGES = tuple(DEVIATION_CAP * (k / NBINS) ** 2 for k in range(NBINS + 1))
 DECADES = 5.0  # score 1 at P = 1e-5, 0.5 at P = 10^-2.5
+SEASONAL_DECADES = 6.0  # the seasonal part alone: score 0.5 at P = 1e-3
 PRIOR_WEIGHT = 1.0  # readings' worth of Gaussian tail behind the histogram
 WARMUP_READINGS = 10  # readings before the scorer trusts its own histogram
 RANGE_MARGIN = 0.05  # of the seen range: a value this far outside it scores 1
@@ -63,6 +76,9 @@ class TailState(NamedTuple):
   peak: float = 0.0  # the held peak score
   peak_ms: int = -(2**62)  # when it was reached
   spread: float = 0.0  # fading mean of the trailing baseline's stddev; 0: none seen yet
+  seasonal_weights: Tuple[float, ...] = (0.0,) * NBINS  # of the seasonal deviations alone
+  seasonal_total: float = 0.0
+  seasonal_count: int = 0  # readings with a seasonal baseline
 
 
 def _erfc_tail(d: float) -> float:
@@ -77,16 +93,15 @@ def tail_weight(weights: Tuple[float, ...], d: float) -> float:
   if d >= DEVIATION_CAP:  # capped deviations are all equally far: the last bin's share
     return weights[-1]
   k = bisect.bisect_right(EDGES, d) - 1
-  if k >= NBINS:
-    return 0.0
   lo, hi = EDGES[k], EDGES[k + 1]
   return sum(weights[k + 1:]) + weights[k] * (hi - d) / (hi - lo)
 
 
-def tail_probability(state: TailState, d: float) -> float:
-  """P(deviation >= d) under the sensor's histogram and the Gaussian prior."""
-  return ((tail_weight(state.weights, d) / state.unit + PRIOR_WEIGHT * _erfc_tail(d))
-          / (state.total / state.unit + PRIOR_WEIGHT))
+def tail_probability(weights: Tuple[float, ...], total: float, unit: float, d: float) -> float:
+  """P(deviation >= d) under a histogram (weights and total stored times unit) and the
+  Gaussian prior."""
+  return ((tail_weight(weights, d) / unit + PRIOR_WEIGHT * _erfc_tail(d))
+          / (total / unit + PRIOR_WEIGHT))
 
 
 def surprise(p: float) -> float:
@@ -94,20 +109,26 @@ def surprise(p: float) -> float:
   return min(max(0.0 - math.log10(p), 0.0), MAX_SURPRISE) if p > 0.0 else MAX_SURPRISE
 
 
-def deviation_at_score(state: TailState, score: float) -> float:
+def deviation_at_score(weights: Tuple[float, ...], total: float, unit: float, score: float,
+                       decades: float = DECADES) -> float:
   """The smallest deviation whose tail score reaches `score` (< 1), by bisection; the
   bounds an alert reports are expected +/- this many scales. DEVIATION_CAP if none does."""
-  target = 10.0 ** (-DECADES * score)
-  if tail_probability(state, DEVIATION_CAP) > target:
+  target = 10.0 ** (-decades * score)
+  if tail_probability(weights, total, unit, DEVIATION_CAP) > target:
     return DEVIATION_CAP
   lo, hi = 0.0, DEVIATION_CAP
   for _ in range(40):  # 50 / 2^40: far below any reading's precision
     mid = 0.5 * (lo + hi)
-    if tail_probability(state, mid) > target:
+    if tail_probability(weights, total, unit, mid) > target:
       lo = mid
     else:
       hi = mid
   return hi
+
+
+def _added(weights: Tuple[float, ...], d: float, unit: float) -> Tuple[float, ...]:
+  k = min(bisect.bisect_right(EDGES, d) - 1, NBINS - 1)
+  return weights[:k] + (weights[k] + unit,) + weights[k + 1:]
 
 
 class TailScorer:
@@ -135,22 +156,41 @@ class TailScorer:
     is then far off)."""
     return max(self.min_stddev, SPREAD_FLOOR * state.spread)
 
-  def raw_score(self, state: TailState, value: float, dev: float) -> Tuple[float, str]:
+  def _seasonal_deviation(self, state: TailState, value: float,
+                          judged_by: Baselines) -> Optional[float]:
+    seasonal = judged_by[1]
+    if seasonal is None:
+      return None
+    return deviation_from(value, seasonal[0], seasonal[1], self.floor(state))
+
+  def raw_score(self, state: TailState, value: float, dev: float,
+                seasonal_dev: Optional[float] = None) -> Tuple[float, str]:
     """(score before the hold and before clipping at 1, the part that gave it) of a reading
-    at deviation dev, given the state before it; the part is 'range' or '' (the deviation)."""
+    at deviation dev (and seasonal_dev from the seasonal baseline alone), given the state
+    before it; the part is 'range', 'seasonal' (the seasonal part alone) or '' (the
+    deviation from the nearer baseline)."""
     if state.count < WARMUP_READINGS:
       return 0.0, ''
     if state.count >= self.range_warmup:
       margin = RANGE_MARGIN * (state.high - state.low)
       if value > state.high + margin or value < state.low - margin:
         return 1.0, RANGE_PART
-    return surprise(tail_probability(state, dev)) / DECADES, ''
+    score = surprise(tail_probability(state.weights, state.total, state.unit, dev)) / DECADES
+    if seasonal_dev is not None and state.seasonal_count >= WARMUP_READINGS:
+      seasonal_score = surprise(tail_probability(
+          state.seasonal_weights, state.seasonal_total, state.unit,
+          seasonal_dev)) / SEASONAL_DECADES
+      if seasonal_score > score:
+        return seasonal_score, SEASONAL_PART
+    return score, ''
 
   def update(self, state: TailState, ts_ms: int, value: float,
              judged_by: Baselines) -> Tuple[TailState, float]:
-    count, last_ms, weights, total, unit, low, high, peak, peak_ms, spread = state
+    (count, last_ms, weights, total, unit, low, high, peak, peak_ms, spread,
+     seasonal_weights, seasonal_total, seasonal_count) = state
     dev, _ = deviation(value, judged_by, self.floor(state))
-    score, part = self.raw_score(state, value, dev)
+    seasonal_dev = self._seasonal_deviation(state, value, judged_by)
+    score, part = self.raw_score(state, value, dev, seasonal_dev)
     # Fading by elapsed event time, so irregular sampling is fair: older weights shrink
     # relative to new ones, i.e. the new reading's weight grows.
     grow = 1.0
@@ -159,11 +199,16 @@ class TailScorer:
       unit *= grow
       if unit > _RESCALE:
         weights = tuple(w / unit for w in weights)
+        seasonal_weights = tuple(w / unit for w in seasonal_weights)
         total /= unit
+        seasonal_total /= unit
         unit = 1.0
-    k = min(bisect.bisect_right(EDGES, dev) - 1, NBINS - 1)
-    weights = weights[:k] + (weights[k] + unit,) + weights[k + 1:]
+    weights = _added(weights, dev, unit)
     total += unit
+    if seasonal_dev is not None:
+      seasonal_weights = _added(seasonal_weights, seasonal_dev, unit)
+      seasonal_total += unit
+      seasonal_count += 1
     trailing = judged_by[0]
     if trailing is not None and trailing[1] > 0.0:  # the sensor's usual spread, fading alike
       stddev = trailing[1]
@@ -176,23 +221,32 @@ class TailScorer:
     else:
       score *= HOLD_FACTOR
     return TailState(count + 1, ts_ms if last_ms is None else max(ts_ms, last_ms), weights,
-                     total, unit, min(low, value), max(high, value), peak, peak_ms,
-                     spread), min(score, 1.0)
+                     total, unit, min(low, value), max(high, value), peak, peak_ms, spread,
+                     seasonal_weights, seasonal_total, seasonal_count), min(score, 1.0)
 
   def explain(self, state: TailState, value: float, judged_by: Baselines,
               threshold: float) -> Dict[str, Any]:
     """What an alert about this reading says of it, given the state before it: the
-    expected value (the nearer baseline's mean), the bounds at the threshold (expected
-    +/- the deviation that scores the threshold, in that baseline's floored stddev),
-    the direction and the part that fired: 'trailing' or 'seasonal' (the baseline the
-    deviation is from), or 'range' (outside everything the sensor has shown)."""
+    expected value, the bounds at the threshold (expected +/- the deviation that scores
+    the threshold, in the baseline's floored stddev), the direction, and the part that
+    fired: 'trailing' or 'seasonal' (the nearer baseline, when the reading is far from
+    both), 'seasonal' (far from the seasonal baseline alone) or 'range' (outside
+    everything the sensor has shown). Expected and bounds are those of the nearer
+    baseline, or of the seasonal one when its part fired."""
     floor = self.floor(state)
     dev, nearer = deviation(value, judged_by, floor)
     if nearer < 0:
       return {}
-    mean, stddev = judged_by[nearer]
-    _, part = self.raw_score(state, value, dev)
-    reach = deviation_at_score(state, threshold) * max(stddev, floor)
+    seasonal_dev = self._seasonal_deviation(state, value, judged_by)
+    _, part = self.raw_score(state, value, dev, seasonal_dev)
+    if part == SEASONAL_PART:
+      mean, stddev = judged_by[1]
+      reach = deviation_at_score(state.seasonal_weights, state.seasonal_total, state.unit,
+                                 threshold, SEASONAL_DECADES)
+    else:
+      mean, stddev = judged_by[nearer]
+      reach = deviation_at_score(state.weights, state.total, state.unit, threshold)
+    reach *= max(stddev, floor)
     return {'expected': mean, 'lower': mean - reach, 'upper': mean + reach,
             'direction': 'above' if value >= mean else 'below',
             'fired': part or PARTS[nearer]}
