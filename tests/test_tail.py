@@ -7,7 +7,7 @@ import pytest
 
 from transforms.detectors import DEVIATION_CAP
 from transforms.tail import (EDGES, NBINS, PRIOR_WEIGHT, SEASONAL_DECADES, TailScorer,
-                             deviation_at_score, tail_probability, tail_weight)
+                             deviation_at_score, prior_tail, tail_probability, tail_weight)
 
 
 def at(dev, value=5.0):
@@ -40,19 +40,21 @@ def test_tail_weight_is_uniform_inside_a_bin():
 def test_score_is_the_tail_probability_of_the_sensors_own_deviations_in_decades():
   scorer = TailScorer(half_life_s=1.0, hold_s=0.0, range_warmup=10**9)
   d = EDGES[14]  # 9.57, a bin's lower edge: the whole bin lies at or above it
-  # 99 readings at deviation 0 and one at d: P(D >= d) = (1 + 1 x erfc(d / sqrt 2)) / (100 + 1)
-  # = 0.0099, score = -log10(P) / 5 = 0.40
+  # 99 readings at deviation 0 and one at d: P(D >= d) = (1 + 1 x C(d)) / (100 + 1), with the
+  # Cauchy tail C(9.57) = 1 - 2 atan(9.57) / pi = 0.066: P = 0.0106, score = -log10(P) / 5 = 0.39
   state = fed(scorer, [0.0] * 99 + [d])
-  expected = (1.0 + PRIOR_WEIGHT * math.erfc(d / math.sqrt(2))) / (100 + PRIOR_WEIGHT)
+  expected = (1.0 + PRIOR_WEIGHT * prior_tail(d)) / (100 + PRIOR_WEIGHT)
+  assert prior_tail(d) == pytest.approx(0.0663, abs=1e-4)
   assert tail_probability(*histogram(state), d) == pytest.approx(expected)
   _, score = scorer.update(state, 0, 5.0, at(d, 5.0))
   assert score == pytest.approx(-math.log10(expected) / 5)
-  # beyond everything seen only the prior is left: erfc(4 / sqrt 2) = 6.3e-5 over 101,
-  # P = 6.3e-7, score = 6.2 / 5, clipped to 1
-  assert scorer.raw_score(state, 5.0, 4.0)[0] < 0.5  # 4 is below the reading at 9.57
+  # beyond everything seen only the prior is left: C(4) = 0.156 over 101, P = 0.00154,
+  # score = 2.81 / 5 = 0.56; below the reading at 9.57, 4 is less rare: (1 + 0.156) / 101
+  assert scorer.raw_score(state, 5.0, 4.0)[0] == pytest.approx(-math.log10(1.156 / 101) / 5,
+                                                                abs=1e-3)
   lone = fed(scorer, [0.0] * 100)
-  assert tail_probability(*histogram(lone), 4.0) == pytest.approx(math.erfc(4 / math.sqrt(2)) / 101)
-  assert scorer.update(lone, 0, 5.0, at(4.0, 5.0))[1] == 1.0
+  assert tail_probability(*histogram(lone), 4.0) == pytest.approx(prior_tail(4.0) / 101)
+  assert scorer.update(lone, 0, 5.0, at(4.0, 5.0))[1] == pytest.approx(0.562, abs=1e-3)
 
 
 def test_weights_fade_with_event_time():
@@ -61,9 +63,10 @@ def test_weights_fade_with_event_time():
   # 10 readings at 20, then 10 at 0 three half-lives later: the old ones weigh 10 / 8
   for _ in range(10):
     state, _ = scorer.update(state, 3000, 5.0, at(0.0, 5.0))
-  # P(D >= 19.5, the lower edge of 20's bin) = (1.25 + 1 x erfc(13.8)) / (11.25 + 1)
+  # P(D >= 19.53, the lower edge of 20's bin) = (1.25 + 1 x C(19.53)) / (11.25 + 1)
   assert EDGES[20] == pytest.approx(19.53, abs=0.01)
-  assert tail_probability(*histogram(state), EDGES[20]) == pytest.approx(1.25 / 12.25, rel=1e-6)
+  assert tail_probability(*histogram(state), EDGES[20]) == pytest.approx(
+      (1.25 + prior_tail(EDGES[20])) / 12.25, rel=1e-6)
 
 
 def test_a_flat_sensor_alerts_on_its_first_change():
@@ -73,9 +76,11 @@ def test_a_flat_sensor_alerts_on_its_first_change():
   for k in range(20):
     state, _ = scorer.update(state, k * 1000, 5.0, flat)  # deviation 0
   assert scorer.floor(state) == 1e-6  # never varied: min_stddev
-  # 0.001 off: 0.001 / 1e-6 = 1000 standard deviations, capped at 50, never seen: P ~ 0
+  # 0.001 off: 0.001 / 1e-6 = 1000 standard deviations, capped at 50, never seen:
+  # P = C(50) / 21 = 0.0127 / 21 = 6.1e-4, score 3.22 / 5 = 0.64 (a little less: the 20
+  # readings have faded over 20 s of a 1-hour half-life)
   _, score = scorer.update(state, 20000, 5.001, flat)
-  assert score == 1.0
+  assert score == pytest.approx(-math.log10(prior_tail(50.0) / 21) / 5, rel=1e-3) and score > 0.5
 
 
 def test_a_flat_window_of_a_noisy_sensor_is_floored_at_its_usual_spread():
@@ -104,11 +109,11 @@ def test_a_reading_far_from_the_season_alone_scores_on_its_own_scale():
     state, _ = scorer.update(state, 0, 5.0, ((4.5, 1.0), (5.5, 1.0)))
   # a missing daily peak: as the recent past (0 off), 20 below yesterday's (25, stddev 1):
   # near the trailing baseline, so the deviation part scores 0, but never that far from
-  # yesterday: P = erfc(20 / sqrt 2) / 201 = 2.7e-91, 90.6 decades, clipped to 1 in update
+  # yesterday: P = C(20) / 201 = 0.0318 / 201 = 1.6e-4, 3.80 decades, score 3.80 / 6 = 0.63
   judged_by = ((5.0, 1.0), (25.0, 1.0))
-  assert scorer.raw_score(state, 5.0, 0.0, 20.0) == (pytest.approx(90.56 / SEASONAL_DECADES,
-                                                                    rel=1e-3), 'seasonal')
-  assert scorer.update(state, 0, 5.0, judged_by)[1] == 1.0
+  assert scorer.raw_score(state, 5.0, 0.0, 20.0) == (pytest.approx(3.80 / SEASONAL_DECADES,
+                                                                    abs=1e-3), 'seasonal')
+  assert scorer.update(state, 0, 5.0, judged_by)[1] > 0.5
   explained = scorer.explain(state, 5.0, judged_by, 0.5)
   assert (explained['fired'], explained['expected'], explained['direction']) == (
       'seasonal', 25.0, 'below')
@@ -131,12 +136,14 @@ def test_one_incident_one_high_score():
   state, first = scorer.update(state, 0, 5.0, at(2.5, 5.0))
   raw_second, _ = scorer.raw_score(state, 5.0, 2.5)
   state, second = scorer.update(state, 1000, 5.0, at(2.5, 5.0))  # no rarer than the peak: halved
+  raw_third, _ = scorer.raw_score(state, 5.0, 6.0)
   state, third = scorer.update(state, 2000, 5.0, at(6.0, 5.0))  # rarer than the peak: in full
   raw_later, _ = scorer.raw_score(state, 5.0, 2.5)
   state, later = scorer.update(state, 20000, 5.0, at(2.5, 5.0))  # the hold (10 s) is over
   assert first > 0.5 and raw_second < first
   assert second == pytest.approx(raw_second / 2)
-  assert third == 1.0 and later == pytest.approx(raw_later)
+  assert third == pytest.approx(raw_third) and third > first
+  assert later == pytest.approx(raw_later)
 
 
 def test_bounds_at_the_threshold_invert_the_score():

@@ -5,12 +5,17 @@ keeps a fading histogram of the sensor's own deviations (|value - expected| / sc
 transforms/detectors.py) in NBINS bins, and scores a reading by the probability, under
 that histogram, of a deviation at least as large as the one observed:
 
-    P = (H(>= d) + PRIOR_WEIGHT * erfc(d / sqrt(2))) / (H + PRIOR_WEIGHT)
+    P = (H(>= d) + PRIOR_WEIGHT * C(d)) / (H + PRIOR_WEIGHT),  C(d) = 1 - 2 atan(d) / pi
     score = min(1, -log10(P) / DECADES)
 
 H(>= d) is the histogram's weight at or above d (uniform inside a bin), H its total
-weight; the prior, a Gaussian's two-sided tail with the weight of PRIOR_WEIGHT readings,
-gives deviations beyond anything the sensor has shown a finite, small probability. With
+weight; the prior, the two-sided tail C of a Cauchy distribution with the weight of
+PRIOR_WEIGHT readings, gives deviations beyond anything the sensor has shown a finite,
+small probability, about C(d) / H. A heavy tail because a young sensor's baselines hold
+few readings, so deviations of 3 or 4 of their standard deviations are common (a
+Gaussian prior made them alerts); an unseen deviation still scores high once the sensor
+has some history (6 standard deviations reach the default threshold after 33 readings,
+10 after 20, a flat sensor's first change after 10). With
 DECADES = 5 a score of 0.5 is P = 10^-2.5, whatever the sensor's scale or noise, so one
 threshold serves every series. Weights fade with a half-life in seconds of event time,
 so the histogram follows the sensor as it changes. Like Numenta's anomaly likelihood
@@ -50,7 +55,7 @@ NBINS = 32
 EDGES = tuple(DEVIATION_CAP * (k / NBINS) ** 2 for k in range(NBINS + 1))
 DECADES = 5.0  # score 1 at P = 1e-5, 0.5 at P = 10^-2.5
 SEASONAL_DECADES = 6.0  # the seasonal part alone: score 0.5 at P = 1e-3
-PRIOR_WEIGHT = 1.0  # readings' worth of Gaussian tail behind the histogram
+PRIOR_WEIGHT = 1.0  # readings' worth of Cauchy tail behind the histogram
 WARMUP_READINGS = 10  # readings before the scorer trusts its own histogram
 RANGE_MARGIN = 0.05  # of the seen range: a value this far outside it scores 1
 RANGE_WARMUP_READINGS = 1000  # readings before a new extreme alone scores 1
@@ -81,9 +86,9 @@ class TailState(NamedTuple):
   seasonal_count: int = 0  # readings with a seasonal baseline
 
 
-def _erfc_tail(d: float) -> float:
-  """P(|Z| >= d) for a standard normal Z."""
-  return math.erfc(d * 0.7071067811865476)
+def prior_tail(d: float) -> float:
+  """P(|X| >= d) for a standard Cauchy X."""
+  return 1.0 - math.atan(d) * (2.0 / math.pi)
 
 
 def tail_weight(weights: Tuple[float, ...], d: float) -> float:
@@ -99,8 +104,8 @@ def tail_weight(weights: Tuple[float, ...], d: float) -> float:
 
 def tail_probability(weights: Tuple[float, ...], total: float, unit: float, d: float) -> float:
   """P(deviation >= d) under a histogram (weights and total stored times unit) and the
-  Gaussian prior."""
-  return ((tail_weight(weights, d) / unit + PRIOR_WEIGHT * _erfc_tail(d))
+  Cauchy prior."""
+  return ((tail_weight(weights, d) / unit + PRIOR_WEIGHT * prior_tail(d))
           / (total / unit + PRIOR_WEIGHT))
 
 
