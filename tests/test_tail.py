@@ -39,22 +39,24 @@ def test_tail_weight_is_uniform_inside_a_bin():
 
 def test_score_is_the_tail_probability_of_the_sensors_own_deviations_in_decades():
   scorer = TailScorer(half_life_s=1.0, hold_s=0.0, range_warmup=10**9)
+  assert PRIOR_WEIGHT == 5.0  # the arithmetic below
   d = EDGES[14]  # 9.57, a bin's lower edge: the whole bin lies at or above it
-  # 99 readings at deviation 0 and one at d: P(D >= d) = (1 + 1 x C(d)) / (100 + 1), with the
-  # Cauchy tail C(9.57) = 1 - 2 atan(9.57) / pi = 0.066: P = 0.0106, score = -log10(P) / 5 = 0.39
+  # 99 readings at deviation 0 and one at d: P(D >= d) = (1 + 5 C(d)) / (100 + 5), with the
+  # Cauchy tail C(9.57) = 1 - 2 atan(9.57) / pi = 0.0663: P = 0.0127, score -log10(P) / 5 = 0.38
   state = fed(scorer, [0.0] * 99 + [d])
-  expected = (1.0 + PRIOR_WEIGHT * prior_tail(d)) / (100 + PRIOR_WEIGHT)
+  expected = (1.0 + 5 * prior_tail(d)) / 105
   assert prior_tail(d) == pytest.approx(0.0663, abs=1e-4)
   assert tail_probability(*histogram(state), d) == pytest.approx(expected)
   _, score = scorer.update(state, 0, 5.0, at(d, 5.0))
   assert score == pytest.approx(-math.log10(expected) / 5)
-  # beyond everything seen only the prior is left: C(4) = 0.156 over 101, P = 0.00154,
-  # score = 2.81 / 5 = 0.56; below the reading at 9.57, 4 is less rare: (1 + 0.156) / 101
-  assert scorer.raw_score(state, 5.0, 4.0)[0] == pytest.approx(-math.log10(1.156 / 101) / 5,
-                                                                abs=1e-3)
-  lone = fed(scorer, [0.0] * 100)
-  assert tail_probability(*histogram(lone), 4.0) == pytest.approx(prior_tail(4.0) / 101)
-  assert scorer.update(lone, 0, 5.0, at(4.0, 5.0))[1] == pytest.approx(0.562, abs=1e-3)
+  # 4, below the reading at 9.57: (1 + 5 x 0.156) / 105, score 0.35
+  assert scorer.raw_score(state, 5.0, 4.0)[0] == pytest.approx(
+      -math.log10((1 + 5 * prior_tail(4.0)) / 105) / 5)
+  # beyond everything seen only the prior is left: 5 C(4) = 0.78 over 1005, P = 7.8e-4,
+  # score 3.11 / 5 = 0.62
+  lone = fed(scorer, [0.0] * 1000)
+  assert tail_probability(*histogram(lone), 4.0) == pytest.approx(5 * prior_tail(4.0) / 1005)
+  assert scorer.update(lone, 0, 5.0, at(4.0, 5.0))[1] == pytest.approx(0.622, abs=1e-3)
 
 
 def test_weights_fade_with_event_time():
@@ -63,24 +65,25 @@ def test_weights_fade_with_event_time():
   # 10 readings at 20, then 10 at 0 three half-lives later: the old ones weigh 10 / 8
   for _ in range(10):
     state, _ = scorer.update(state, 3000, 5.0, at(0.0, 5.0))
-  # P(D >= 19.53, the lower edge of 20's bin) = (1.25 + 1 x C(19.53)) / (11.25 + 1)
+  # P(D >= 19.53, the lower edge of 20's bin) = (1.25 + 5 C(19.53)) / (11.25 + 5)
   assert EDGES[20] == pytest.approx(19.53, abs=0.01)
   assert tail_probability(*histogram(state), EDGES[20]) == pytest.approx(
-      (1.25 + prior_tail(EDGES[20])) / 12.25, rel=1e-6)
+      (1.25 + PRIOR_WEIGHT * prior_tail(EDGES[20])) / (11.25 + PRIOR_WEIGHT), rel=1e-6)
 
 
 def test_a_flat_sensor_alerts_on_its_first_change():
   scorer = TailScorer(half_life_s=3600.0, hold_s=60.0)
   flat = (5.0, 0.0), None  # a flat trailing baseline
   state = scorer.new_state()
-  for k in range(20):
+  for k in range(40):
     state, _ = scorer.update(state, k * 1000, 5.0, flat)  # deviation 0
   assert scorer.floor(state) == 1e-6  # never varied: min_stddev
   # 0.001 off: 0.001 / 1e-6 = 1000 standard deviations, capped at 50, never seen:
-  # P = C(50) / 21 = 0.0127 / 21 = 6.1e-4, score 3.22 / 5 = 0.64 (a little less: the 20
-  # readings have faded over 20 s of a 1-hour half-life)
-  _, score = scorer.update(state, 20000, 5.001, flat)
-  assert score == pytest.approx(-math.log10(prior_tail(50.0) / 21) / 5, rel=1e-3) and score > 0.5
+  # P = 5 C(50) / 45 = 5 x 0.0127 / 45 = 1.4e-3, score 2.85 / 5 = 0.57 (a little less: the
+  # 40 readings have faded over 40 s of a 1-hour half-life)
+  _, score = scorer.update(state, 40000, 5.001, flat)
+  assert score == pytest.approx(-math.log10(5 * prior_tail(50.0) / 45) / 5, rel=1e-3)
+  assert score > 0.5
 
 
 def test_a_flat_window_of_a_noisy_sensor_is_floored_at_its_usual_spread():
@@ -103,13 +106,13 @@ def test_warm_up_scores_zero():
 
 def test_a_reading_far_from_the_season_alone_scores_on_its_own_scale():
   scorer = TailScorer(half_life_s=1e9, hold_s=0.0, range_warmup=10**9)
-  # the recent past and yesterday agree (deviation 0.5 from each) for 200 readings
+  # the recent past and yesterday agree (deviation 0.5 from each) for 1000 readings
   state = scorer.new_state()
-  for _ in range(200):
+  for _ in range(1000):
     state, _ = scorer.update(state, 0, 5.0, ((4.5, 1.0), (5.5, 1.0)))
   # a missing daily peak: as the recent past (0 off), 20 below yesterday's (25, stddev 1):
   # near the trailing baseline, so the deviation part scores 0, but never that far from
-  # yesterday: P = C(20) / 201 = 0.0318 / 201 = 1.6e-4, 3.80 decades, score 3.80 / 6 = 0.63
+  # yesterday: P = 5 C(20) / 1005 = 5 x 0.0318 / 1005 = 1.6e-4, 3.80 decades, score 3.80 / 6
   judged_by = ((5.0, 1.0), (25.0, 1.0))
   assert scorer.raw_score(state, 5.0, 0.0, 20.0) == (pytest.approx(3.80 / SEASONAL_DECADES,
                                                                     abs=1e-3), 'seasonal')
@@ -132,7 +135,7 @@ def test_a_value_outside_everything_seen_scores_one():
 
 def test_one_incident_one_high_score():
   scorer = TailScorer(half_life_s=1e9, hold_s=10.0, range_warmup=10**9)
-  state = fed(scorer, [0.0] * 200)
+  state = fed(scorer, [0.0] * 2000)
   state, first = scorer.update(state, 0, 5.0, at(2.5, 5.0))
   raw_second, _ = scorer.raw_score(state, 5.0, 2.5)
   state, second = scorer.update(state, 1000, 5.0, at(2.5, 5.0))  # no rarer than the peak: halved

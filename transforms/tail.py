@@ -1,6 +1,6 @@
 """The tail-probability score: how rare a reading's deviation is for its own sensor.
 
-Per sensor, in event-time order, `TailScorer.update(state, ts_ms, value, deviation)`
+Per sensor, in event-time order, `TailScorer.update(state, ts_ms, value, judged_by)`
 keeps a fading histogram of the sensor's own deviations (|value - expected| / scale,
 transforms/detectors.py) in NBINS bins, and scores a reading by the probability, under
 that histogram, of a deviation at least as large as the one observed:
@@ -10,15 +10,15 @@ that histogram, of a deviation at least as large as the one observed:
 
 H(>= d) is the histogram's weight at or above d (uniform inside a bin), H its total
 weight; the prior, the two-sided tail C of a Cauchy distribution with the weight of
-PRIOR_WEIGHT readings, gives deviations beyond anything the sensor has shown a finite,
-small probability, about C(d) / H. A heavy tail because a young sensor's baselines hold
-few readings, so deviations of 3 or 4 of their standard deviations are common (a
-Gaussian prior made them alerts); an unseen deviation still scores high once the sensor
-has some history (6 standard deviations reach the default threshold after 33 readings,
-10 after 20, a flat sensor's first change after 10). With
-DECADES = 5 a score of 0.5 is P = 10^-2.5, whatever the sensor's scale or noise, so one
-threshold serves every series. Weights fade with a half-life in seconds of event time,
-so the histogram follows the sensor as it changes. Like Numenta's anomaly likelihood
+PRIOR_WEIGHT (5) readings, gives deviations beyond anything the sensor has shown a finite,
+small probability, about 5 C(d) / H. A heavy tail and some weight because a young sensor's
+baselines hold few readings, so deviations of 3 or 4 of their standard deviations are
+common and its histogram is thin (a Gaussian prior of one reading made them alerts); an
+unseen deviation still scores high once the sensor has some history: 6 standard
+deviations reach the default threshold after about 160 readings, 10 after 95, a flat
+sensor's first change after 15. With DECADES = 5 a score of 0.5 is P = 10^-2.5, whatever
+the sensor's scale or noise, so one threshold serves every series. Weights fade with a
+half-life in seconds of event time, so the histogram follows the sensor as it changes. Like Numenta's anomaly likelihood
 (Ahmad et al. 2017), the score is a tail probability of the sensor's own recent
 behaviour, here of its deviations rather than of an HTM's raw scores.
 
@@ -55,7 +55,7 @@ NBINS = 32
 EDGES = tuple(DEVIATION_CAP * (k / NBINS) ** 2 for k in range(NBINS + 1))
 DECADES = 5.0  # score 1 at P = 1e-5, 0.5 at P = 10^-2.5
 SEASONAL_DECADES = 6.0  # the seasonal part alone: score 0.5 at P = 1e-3
-PRIOR_WEIGHT = 1.0  # readings' worth of Cauchy tail behind the histogram
+PRIOR_WEIGHT = 5.0  # readings' worth of Cauchy tail behind the histogram
 WARMUP_READINGS = 10  # readings before the scorer trusts its own histogram
 RANGE_MARGIN = 0.05  # of the seen range: a value this far outside it scores 1
 RANGE_WARMUP_READINGS = 1000  # readings before a new extreme alone scores 1
