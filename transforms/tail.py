@@ -117,10 +117,11 @@ def surprise(p: float) -> float:
 def deviation_at_score(weights: Tuple[float, ...], total: float, unit: float, score: float,
                        decades: float = DECADES) -> float:
   """The smallest deviation whose tail score reaches `score` (< 1), by bisection; the
-  bounds an alert reports are expected +/- this many scales. DEVIATION_CAP if none does."""
+  bounds an alert reports are expected +/- this many scales. inf if none does (capped
+  deviations are common for the sensor)."""
   target = 10.0 ** (-decades * score)
   if tail_probability(weights, total, unit, DEVIATION_CAP) > target:
-    return DEVIATION_CAP
+    return math.inf
   lo, hi = 0.0, DEVIATION_CAP
   for _ in range(40):  # 50 / 2^40: far below any reading's precision
     mid = 0.5 * (lo + hi)
@@ -237,7 +238,8 @@ class TailScorer:
     fired: 'trailing' or 'seasonal' (the nearer baseline, when the reading is far from
     both), 'seasonal' (far from the seasonal baseline alone) or 'range' (outside
     everything the sensor has shown). Expected and bounds are those of the nearer
-    baseline, or of the seasonal one when its part fired."""
+    baseline, or of the seasonal one when its part fired; the bounds are None when no
+    deviation scores the threshold (a sensor whose capped deviations are common)."""
     floor = self.floor(state)
     dev, nearer = deviation(value, judged_by, floor)
     if nearer < 0:
@@ -252,6 +254,9 @@ class TailScorer:
       mean, stddev = judged_by[nearer]
       reach = deviation_at_score(state.weights, state.total, state.unit, threshold)
     reach *= max(stddev, floor)
+    if math.isinf(reach):  # no value scores the threshold by this part: no bounds
+      return {'expected': mean, 'lower': None, 'upper': None,
+              'direction': 'above' if value >= mean else 'below', 'fired': part or PARTS[nearer]}
     return {'expected': mean, 'lower': mean - reach, 'upper': mean + reach,
             'direction': 'above' if value >= mean else 'below',
             'fired': part or PARTS[nearer]}
