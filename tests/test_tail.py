@@ -5,7 +5,10 @@ import pickle
 
 import pytest
 
-from transforms.detectors import DEVIATION_CAP
+from transforms.detectors import DEVIATION_CAP, ScoreState
+from transforms.judge import _score_rows, judged_row
+from transforms.records import Reading
+from transforms.rules import Rule
 from transforms.tail import (EDGES, NBINS, PRIOR_WEIGHT, SEASONAL_DECADES, TailScorer,
                              deviation_at_score, prior_tail, tail_probability, tail_weight)
 
@@ -181,3 +184,15 @@ def test_state_is_small():
   for k in range(500):  # both histograms filled: a trailing and a seasonal baseline
     state, _ = scorer.update(state, k * 1000, 5.0 + 0.01 * k, ((5.0, 1.0), (5.5, 2.0)))
   assert len(pickle.dumps(tuple(state), pickle.HIGHEST_PROTOCOL)) < 750
+
+
+def test_an_older_detectors_state_from_a_savepoint_starts_the_sensor_afresh():
+  class Counter:
+    def inc(self, n=1):
+      pass
+
+  rule = Rule('likelihood')
+  old = pickle.loads(pickle.dumps({'s': ScoreState(count=500, last_ms=0)}))
+  rows = [judged_row(Reading('s', 5.0, 1000), ((5.0, 1.0), None), None, None)]
+  assert list(_score_rows(rule.scorer(), rule, Counter(), rows, old)) == []
+  assert type(old['s']).__name__ == 'TailState' and old['s'].count == 1

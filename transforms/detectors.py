@@ -17,7 +17,8 @@ that the streaming job (transforms/judge.py) and the batch backtest
    a flat baseline cannot give infinite scores.
 """
 
-from typing import Optional, Tuple
+import math
+from typing import NamedTuple, Optional, Tuple
 
 from transforms.stats import WindowStats
 
@@ -54,3 +55,17 @@ def deviation(value: float, judged_by: Baselines, floor: float) -> Tuple[float, 
       if nearer < 0 or d < best:
         best, nearer = d, i
   return best, nearer
+
+
+class ScoreState(NamedTuple):
+  """The scorer state of the detector before the tail score (until 2026-12-05), kept only
+  so that a job restored from an older savepoint can unpickle its state; the judge starts
+  such a sensor afresh (transforms/judge.py, _score_rows)."""
+  count: int = 0
+  last_ms: Optional[int] = None
+  mean: float = 0.0
+  variance: float = 1.0
+  low: float = math.inf
+  high: float = -math.inf
+  peak: float = 0.0
+  peak_ms: int = -(2**62)

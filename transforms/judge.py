@@ -341,7 +341,9 @@ def _score_rows(scorer: TailScorer, rule: Rule, alerts_counter, rows,
   """Scores judged rows in the order given, updating score_states; yields the alerts."""
   for row in rows:
     (sensor_id, value, ts_ms, _), judged_by, window, _ = row
-    before = score_states.get(sensor_id) or scorer.new_state()
+    before = score_states.get(sensor_id)
+    if type(before) is not TailState:  # new, or an older detector's state from a savepoint
+      before = scorer.new_state()
     score_state, score = scorer.update(before, ts_ms, value, judged_by)
     score_states[sensor_id] = score_state
     if score > rule.threshold and window is not None:
