@@ -110,16 +110,33 @@ def stop_with_savepoint(jid: str, target_dir: Optional[str] = None, drain: bool 
   if target_dir:
     body['targetDirectory' if drain else 'target-directory'] = target_dir
   path = f'/jobs/{jid}/stop' if drain else f'/jobs/{jid}/savepoints'
-  trigger = call(path, method='POST', body=body, rest=rest)['request-id']
+  deadline = time.monotonic() + timeout_s
+  location = _await_operation(f'/jobs/{jid}/savepoints',
+                              call(path, method='POST', body=body, rest=rest)['request-id'],
+                              'location', f'savepoint of job {jid}', rest, timeout_s)
+  wait_ended(jid, rest, max(1.0, deadline - time.monotonic()))
+  return location
+
+
+def trigger_checkpoint(jid: str, rest: str = DEFAULT_REST, timeout_s: float = 120.0) -> int:
+  """Takes a checkpoint now (Flink 1.19's manual trigger, of the job's configured type) and
+  returns its id once it has completed; a report of it is then in /jobs/<jid>/checkpoints."""
+  trigger = call(f'/jobs/{jid}/checkpoints', method='POST', body={}, rest=rest)['request-id']
+  return _await_operation(f'/jobs/{jid}/checkpoints', trigger, 'checkpointId',
+                          f'checkpoint of job {jid}', rest, timeout_s)
+
+
+def _await_operation(path: str, trigger: str, result_key: str, what: str, rest: str,
+                     timeout_s: float):
+  """Polls Flink's asynchronous operation `path`/`trigger` (a savepoint or checkpoint) until
+  it completes; returns its `result_key`, or raises with Flink's failure cause."""
   deadline = time.monotonic() + timeout_s
   while time.monotonic() < deadline:
-    status = call(f'/jobs/{jid}/savepoints/{trigger}', rest=rest)
+    status = call(f'{path}/{trigger}', rest=rest)
     if status['status']['id'] == 'COMPLETED':
       operation = status.get('operation') or {}
-      if 'location' not in operation:
-        raise FlinkRestError(f'savepoint of job {jid} failed: '
-                             f'{operation.get("failure-cause", operation)}')
-      wait_ended(jid, rest, max(1.0, deadline - time.monotonic()))
-      return operation['location']
-    time.sleep(0.5)
-  raise FlinkRestError(f'savepoint of job {jid} not done after {timeout_s:.0f} s')
+      if result_key not in operation:
+        raise FlinkRestError(f'{what} failed: {operation.get("failure-cause", operation)}')
+      return operation[result_key]
+    time.sleep(0.2)
+  raise FlinkRestError(f'{what} not done after {timeout_s:.0f} s')

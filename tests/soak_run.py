@@ -23,14 +23,14 @@ limits it is the work per slot (each slot's baselines cross four groupings and t
 step finishes a bundle for each), not the readings.
 
 Per simulated day, once every slot of the day has its baselines (the smallest watermark of
-the job's steps plus the lag has passed the day's end), it holds the read back (the quota at
-its minimum; the backlog stays) until the readings are at most `quiet_ms` ahead, so that no
-day's figures include readings waiting in the judging step, and records:
+the job's steps plus the lag has passed the day's end), it holds the read back (the quota
+halved for at least one quota window; the backlog stays) until the readings are at most
+`quiet_ms` ahead, so that no day's figures include readings waiting in the job, and records:
 - `heap_mb`: heap used of each TaskManager running the job right after a full collection
   (`jcmd <pid> GC.run`, then `GC.heap_info`), summed;
 - `worker_rss_mb`: the resident memory of every Python SDK worker (the worker pool's
   descendants), summed, and each worker's;
-- the first checkpoint begun after that moment (REST `/jobs/<jid>/checkpoints`):
+- a checkpoint taken at that moment (Flink's manual trigger, REST `/jobs/<jid>/checkpoints`):
   `state_size`, `checkpointed_size`, and `persisted_data`, the in-flight buffers an unaligned
   checkpoint also carries (they depend on the backlog at that moment, not on the state);
   `state_mb` is state_size minus persisted_data.
@@ -42,15 +42,16 @@ And the outputs must be exact: the alert ids, once duplicates are dropped, are e
 tests/oracle.py's set; the dead letters, deduplicated by source partition and offset, are
 exactly the malformed records produced; the late topic is empty.
 
-The load (SoakPlan): `dense` sensors report every 10 s, staggered so that every 5 s slot has
-readings and every reading has a baseline (a 10 s window holds exactly one earlier reading of
-its sensor); `sparse` sensors report every 5 minutes (state, but no baselines). Sensor 0
-(dense) stops on day 2, the last sensor (dense) starts on day 3; spikes on dense sensors give
-alerts on every day; a few malformed records a day give dead letters. Readings are few on
-purpose: in compressed time the job's cost is per slot and period (the baselines of each slot,
-the late gate's ticks, each sensor's windows) more than per reading.
+The load (SoakPlan): `dense` sensors report every 10 s, staggered over the grid; `sparse`
+sensors every 5 minutes. Sensor 0 (dense) stops on day 2, the last sensor (dense) starts on
+day 3; spikes on dense sensors give alerts on every day; a few malformed records a day give
+dead letters. The job runs with windows of 2 minutes every minute (`period_ms`): its cost in
+compressed time is per slot (each slot's baselines cross four groupings, and the judging
+step finishes a Python bundle for every slot's side-input element that arrives), so the
+period sets how fast a week passes: ~10 minutes here at 60 s, ~40 at the job's default 5 s
+(`--period_s 5`, by hand). State per slot and per sensor is the same code at any period.
 
-  .venv/bin/python -m tests.soak_run --days 7     # make soak DAYS=7; the services must run
+  .venv/bin/python -m tests.soak_run --days 7     # make soak DAYS=7 [PERIOD=5]; services running
   FLINK_REST_PORT=8181 WORKER_POOL_PORT=50100 ...  # another cluster (runners/flink_cluster.sh)
 """
 
@@ -84,10 +85,18 @@ from tests.oracle import expected_alert_ids
 from transforms.records import Reading
 
 DAY_MS = 86_400_000
-PARTITIONS = 4
+# One partition: the pace is a quota in bytes, and Beam's Kafka read serves the partitions of
+# a consumer unevenly under it (measured: one partition half a day of event time ahead of
+# another of the same subtask), so the readings of the faster one waited in the job's state
+# for the slower one's watermark, and each day's figures held however many did.
+PARTITIONS = 1
 SOAK_DIR = os.path.join(ROOT, '.local/soak')
 GROWTH_LIMIT = 0.20  # the last day's figures at most 20 % above day 1's (issue 20)
 GROWTH_FIGURES = ('state_mb', 'heap_mb', 'worker_rss_mb')
+# The pacer's target: readings at most this many periods of event time ahead of their
+# baselines (the judging step re-examines every waiting reading per slot that arrives).
+LEAD_PERIODS = 180
+QUIET_PERIODS = 10  # ahead by at most this much when a day's figures are taken
 MB = 1024 * 1024
 # The cluster, as runners/flink_cluster.sh starts it (the same environment variables).
 REST = f"localhost:{os.environ.get('FLINK_REST_PORT', '8081')}"
@@ -95,18 +104,31 @@ WORKER_POOL = f"localhost:{os.environ.get('WORKER_POOL_PORT', '50000')}"
 
 
 class SoakPlan(NamedTuple):
-  """What the soak produces; times in ms of event time."""
+  """What the soak produces, and the job's windows; times in ms of event time."""
   days: int = 7
-  dense: int = 10  # sensors reporting every dense_every_ms
+  # The job's --window_period (its windows are two periods long). The job's cost in
+  # compressed time is per slot, so the slot decides how fast a week passes: 60 s gives the
+  # 10,080 slots of a week in minutes; the default 5 s (120,960) takes ~40 min by hand.
+  period_ms: int = 60_000
+  dense: int = 12  # sensors reporting every dense_every_ms
   dense_every_ms: int = 10_000
   sparse: int = 90  # sensors reporting every sparse_every_ms
   sparse_every_ms: int = 300_000
   spikes_per_day: int = 6
   malformed_per_day: int = 2
-  # Event time after the last day: that day's end then passes while the job still reads a
-  # backlog, as every other day's did, not in the final catch-up.
-  tail_ms: int = 1_800_000
+  # Event time after the last day: more than the read ever runs ahead of the baselines, so
+  # the last day's figures are taken with a backlog still to read, as every other day's.
+  # (With 30 minutes the read had reached the end by then, the partitions' watermarks had
+  # jumped to now, and the last day's state was near empty whatever it had been before.)
+  tail_ms: int = DAY_MS // 2
   seed: int = 20
+
+  @property
+  def size_ms(self) -> int:
+    return 2 * self.period_ms
+
+  def window_args(self) -> List[str]:
+    return [f'--window_size={self.size_ms / 1000:g}', f'--window_period={self.period_ms / 1000:g}']
 
   @property
   def sensors(self) -> int:
@@ -249,6 +271,8 @@ class Pacer:
   bundle ends), so the target is generous and the steps are small."""
 
   FETCH_BYTES = 8_192  # the job's fetches: small, so that the quota's throttling is smooth
+  HOLD = 0.5  # hold(): a throttle of at most one quota window, well inside a request timeout
+  QUOTA_WINDOW_S = 11  # the broker's quota window (quota.window.num 11 x 1 s)
 
   def __init__(self, client_id: str, rate: float, lead_ms: int, every_s: float = 10.0,
                min_rate: float = 1_000.0, up: float = 1.2, down: float = 0.8):
@@ -276,8 +300,12 @@ class Pacer:
       self._set(self.rate * self.up)
 
   def hold(self) -> None:
-    """The slowest read (min_rate) until resume(): the job catches up, the backlog stays."""
-    self._set(self.min_rate, remember=False)
+    """Half the read until resume(): the job catches up with it, the backlog stays.
+
+    Never a deeper cut at once: the broker throttles a client over a lowered quota for
+    (its rate over the quota window / the quota - 1) windows of 11 s, and the client sends
+    nothing until then, whatever the quota becomes meanwhile (docs/state.md)."""
+    self._set(max(self.min_rate, self.rate * self.HOLD), remember=False)
 
   def resume(self) -> None:
     self._set(self.rate)
@@ -359,17 +387,6 @@ def worker_rss_mb() -> Dict[int, float]:
   return rss
 
 
-def completed_checkpoint(jid: str) -> Optional[dict]:
-  return (flink_rest.call(f'/jobs/{jid}/checkpoints', rest=REST).get('latest')
-          or {}).get('completed')
-
-
-def checkpoint_after(jid: str, at_ms: int) -> Optional[dict]:
-  """The newest completed checkpoint if it was begun after at_ms, else None."""
-  checkpoint = completed_checkpoint(jid)
-  return checkpoint if checkpoint and checkpoint['trigger_timestamp'] > at_ms else None
-
-
 def restarts(jid: str) -> int:
   """How often the job has restarted (from a checkpoint) so far."""
   metric = flink_rest.call(f'/jobs/{jid}/metrics?get=numRestarts', rest=REST)
@@ -403,25 +420,26 @@ class SoakRun:
   """Topics, the week of records, the paced job on the cluster, the per-day figures and the
   verdict."""
 
-  def __init__(self, plan: SoakPlan = SoakPlan(), lead_ms: int = 3_600_000,
+  def __init__(self, plan: SoakPlan = SoakPlan(), lead_ms: Optional[int] = None,
                margin_ms: int = 120_000, day_timeout_s: float = 1_800,
                baseline_lag_ms: int = round(DEFAULT_TRAILING_LAG_S * 1000),
-               quiet_ms: int = 300_000, job_args: List[str] = (), log=print):
-    """lead_ms: how far the readings may run ahead of their baselines (event time);
-    quiet_ms: how far they may be ahead when a day's figures are taken;
+               quiet_ms: Optional[int] = None, job_args: List[str] = (), log=print):
+    """lead_ms: how far the readings may run ahead of their baselines (event time; default
+    LEAD_PERIODS periods); quiet_ms: how far they may be ahead when a day's figures are
+    taken (default QUIET_PERIODS periods, at least 5 minutes);
     margin_ms: how long before now the soak's event time ends; day_timeout_s: the longest
     a simulated day may take before the run gives up."""
     self.plan = plan
-    self.lead_ms = lead_ms
+    self.lead_ms = lead_ms or LEAD_PERIODS * plan.period_ms
     self.margin_ms = margin_ms
     self.day_timeout_s = day_timeout_s
     self.baseline_lag_ms = baseline_lag_ms
-    self.quiet_ms = quiet_ms
+    self.quiet_ms = quiet_ms or max(300_000, QUIET_PERIODS * plan.period_ms)
     self.job_args = list(job_args)
     self.log = log
     self.days: List[dict] = []
     self.report: dict = {'plan': plan._asdict(), 'job_args': self.job_args,
-                         'baseline_lag_ms': baseline_lag_ms, 'lead_ms': lead_ms,
+                         'baseline_lag_ms': baseline_lag_ms, 'lead_ms': self.lead_ms,
                          'code': code_version(), 'cores': os.cpu_count(),
                          'load_average_before': load_average(), 'days': self.days}
     self.job: Optional[JobRun] = None
@@ -460,11 +478,11 @@ class SoakRun:
              f'{len(self.produced.malformed)} malformed records of {plan.days} days, '
              f'{plan.sensors} sensors, in {self.report["produce_s"]} s')
     bytes_per_day = self.produced.payload_bytes * DAY_MS / plan.span_ms
-    self.pacer = Pacer(f'soak-{self.job.suffix}', rate=bytes_per_day / 600,  # 0.1 day/min
+    self.pacer = Pacer(f'soak-{self.job.suffix}', rate=bytes_per_day / 120,  # 0.5 day/min
                        lead_ms=self.lead_ms)
     self.job.start([f'--flink_master={REST}', f'--environment_config={WORKER_POOL}',
                     f'--baseline_lag={self.baseline_lag_ms / 1000:g}',
-                    *self.pacer.consumer_args(), *self.job_args])
+                    *self.pacer.consumer_args(), *plan.window_args(), *self.job_args])
     self.jid = wait_for(
         lambda: (flink_rest.job_by_name(self.job.job_name, REST) or {}).get('jid'),
         120, f'{self.job.job_name} in Flink at {REST}')
@@ -524,6 +542,10 @@ class SoakRun:
     held_at = time.monotonic()
     self.pacer.hold()
     try:
+      # At least one quota window: the broker's throttle pauses the read, and the readings
+      # already read but not yet behind the source's watermark drain (a day measured right
+      # after the hold held 1-2 MB of them in the windowing step, the others ~0.3 MB).
+      time.sleep(Pacer.QUOTA_WINDOW_S)
       try:
         wait_for(self._quiet, 300, 'the job to catch up with the held read', interval_s=2)
       except TimeoutError:
@@ -534,9 +556,10 @@ class SoakRun:
       workers = worker_rss_mb()
       at_ms = int(time.time() * 1000)
       try:
-        checkpoint = wait_for(lambda: checkpoint_after(self.jid, at_ms), 180,
-                              f'a checkpoint of {self.job.job_name} after day {day}')
-      except TimeoutError:
+        checkpoint = flink_rest.call(
+            f'/jobs/{self.jid}/checkpoints/details/'
+            f'{flink_rest.trigger_checkpoint(self.jid, REST)}', rest=REST)
+      except flink_rest.FlinkRestError:
         checkpoint = None  # the row has no checkpoint figures, and the verdict says so
     finally:
       self.pacer.resume()
@@ -549,14 +572,19 @@ class SoakRun:
            'worker_rss_mb_by_pid': workers, 'pace_bytes_per_s': round(self.pacer.rate),
            'other_jobs_on_cluster': other_jobs(self.jid), 'restarts': restarts(self.jid)}
     if checkpoint:
-      _add_checkpoint(row, checkpoint)
+      _add_checkpoint(row, checkpoint, self._vertex_names())
     self.days.append(row)
     return row
+
+  def _vertex_names(self) -> Dict[str, str]:
+    return {vertex['id']: vertex['name'][:80]
+            for vertex in flink_rest.call(f'/jobs/{self.jid}', rest=REST)['vertices']}
 
   def _check_outputs(self) -> None:
     """Waits for every expected output, then compares them with the truth."""
     readings = self.produced.readings
-    expected = expected_alert_ids(readings, 10_000, 5_000, 50.0, lag_ms=self.baseline_lag_ms)
+    expected = expected_alert_ids(readings, self.plan.size_ms, self.plan.period_ms, 50.0,
+                                  lag_ms=self.baseline_lag_ms)
     malformed = {(p, o, reason) for p, o, reason in self.produced.malformed}
 
     def complete():
@@ -609,10 +637,15 @@ class SoakRun:
       self.job = None
 
 
-def _add_checkpoint(row: dict, checkpoint: dict) -> None:
+def _add_checkpoint(row: dict, checkpoint: dict, names: Dict[str, str]) -> None:
+  """The checkpoint's figures into the row, with each step's share of the state (MB)."""
   row['checkpoint'] = {k: checkpoint.get(k) for k in (
       'id', 'trigger_timestamp', 'state_size', 'checkpointed_size', 'persisted_data',
       'processed_data', 'end_to_end_duration', 'checkpoint_type')}
+  row['checkpoint']['state_mb_by_step'] = {
+      names.get(vertex, vertex): round(
+          (task.get('state_size', 0) - (task.get('persisted_data') or 0)) / MB, 3)
+      for vertex, task in (checkpoint.get('tasks') or {}).items()}
   row['state_mb'] = round((checkpoint['state_size'] - (checkpoint.get('persisted_data') or 0))
                           / MB, 2)
 
@@ -692,15 +725,19 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--days', type=int, default=SoakPlan().days,
                       help='simulated days (default %(default)s)')
-  parser.add_argument('--lead_min', type=float, default=60.0,
+  parser.add_argument('--period_s', type=float, default=SoakPlan().period_ms / 1000,
+                      help="the job's --window_period in seconds, its windows twice that "
+                      '(default %(default)s; the job\'s default is 5)')
+  parser.add_argument('--lead_min', type=float, default=None,
                       help='minutes of event time the read may be ahead of the slowest step '
-                      '(default %(default)s)')
+                      f'(default {LEAD_PERIODS} periods)')
   parser.add_argument('--baseline_lag_s', type=float, default=DEFAULT_TRAILING_LAG_S,
                       help="the job's --baseline_lag in seconds, which the oracle follows "
                       '(default %(default)s, the job\'s)')
   parser.add_argument('job_args', nargs='*', help='more job options, after --')
   args = parser.parse_args(argv)
-  run = SoakRun(SoakPlan(days=args.days), lead_ms=int(args.lead_min * 60_000),
+  run = SoakRun(SoakPlan(days=args.days, period_ms=round(args.period_s * 1000)),
+                lead_ms=round(args.lead_min * 60_000) if args.lead_min else None,
                 baseline_lag_ms=round(args.baseline_lag_s * 1000), job_args=args.job_args)
   try:
     report = run.run()

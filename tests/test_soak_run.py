@@ -20,19 +20,19 @@ def test_the_load_follows_the_plan():
     assert START_MS <= record.ts_ms < START_MS + plan.span_ms
     if record.reading:
       by_sensor[record.reading.sensor_id].append(record.reading.ts_ms)
-  assert len(by_sensor) == plan.sensors == 101
+  assert len(by_sensor) == plan.sensors == 103
   assert set(newest) == set(range(PARTITIONS))
   # sensor 0 stops on day 2, the last sensor starts on day 3, dense sensors every 10 s
   assert max(by_sensor['sensor-0000']) < plan.stop_ms(START_MS) <= max(
       by_sensor['sensor-0000']) + plan.dense_every_ms
-  assert min(by_sensor['sensor-0100']) >= plan.late_start_ms(START_MS)
+  assert min(by_sensor['sensor-0102']) >= plan.late_start_ms(START_MS)
   assert len(by_sensor['sensor-0001']) == plan.span_ms // plan.dense_every_ms
-  assert len(by_sensor['sensor-0010']) == plan.span_ms // plan.sparse_every_ms
+  assert len(by_sensor['sensor-0012']) == plan.span_ms // plan.sparse_every_ms
   malformed = [r for r in records if r.reading is None]
   assert len(malformed) == plan.days * plan.malformed_per_day and all(r.reason for r in malformed)
   # every injected spike alerts, and alerts fall on every day
   readings = [r.reading for r in records if r.reading]
-  expected = expected_alert_ids(readings, 10_000, 5_000, 50.0)
+  expected = expected_alert_ids(readings, plan.size_ms, plan.period_ms, 50.0)
   alert_days = {(r.ts_ms - START_MS) // DAY_MS for r in readings if alert_id(r) in expected}
   assert alert_days == set(range(plan.days))
   assert len(expected) >= plan.days * plan.spikes_per_day
