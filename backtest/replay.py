@@ -16,7 +16,6 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from transforms.baseline import BaselineShape
-from transforms.detectors import ScoreState
 from transforms.rules import Rule
 from transforms.stats import WindowStats
 
@@ -50,13 +49,15 @@ def to_unit_interval(score: float) -> float:
 
 
 def replay_series(ts_ms: Sequence[int], values: Sequence[float], rule: Rule,
-                  shape: BaselineShape) -> List[float]:
+                  shape: BaselineShape, explanations: Optional[list] = None) -> List[float]:
   """Scores in [0, 1] of one sensor's readings (sorted by ts_ms), as the streaming job computes them.
 
-  likelihood: the score of transforms/detectors.py, the sensor starting afresh after a
+  likelihood: the score of transforms/tail.py, the sensor starting afresh after a
   gap of at least the rule's sensor_ttl_s (the streaming job forgets it then); stateless
   rules: their score mapped by to_unit_interval; 0 for a reading without any baseline
-  (which the streaming job never alerts on).
+  (which the streaming job never alerts on). With `explanations` (a list; likelihood
+  only), what an alert about each reading would explain (TailScorer.explain: expected,
+  lower, upper, direction, fired; {} without a baseline) is appended to it, for reports.
   """
   ts = np.asarray(ts_ms, dtype=np.int64)
   vals = np.asarray(values, dtype=np.float64)
@@ -68,13 +69,16 @@ def replay_series(ts_ms: Sequence[int], values: Sequence[float], rule: Rule,
     seasonals = [None] * len(ts)
   scorer = rule.scorer() if rule.is_stateful else None
   ttl_ms = rule.sensor_ttl_s * 1000
-  state = ScoreState()
+  state = scorer.new_state() if scorer is not None else None
   scores = []
   for ts, value, trailing, seasonal in zip(ts_ms, values, trailings, seasonals):
     if scorer is not None:
       if state.last_ms is not None and ts - state.last_ms >= ttl_ms:
-        state = ScoreState()
-      state, score = scorer.update(state, ts, value, rule.deviation(value, trailing, seasonal))
+        state = scorer.new_state()
+      judged_by = rule.baselines(trailing, seasonal)
+      if explanations is not None:
+        explanations.append(scorer.explain(state, value, judged_by, rule.threshold))
+      state, score = scorer.update(state, ts, value, judged_by)
       if trailing is None and seasonal is None:
         score = 0.0  # the streaming job alerts only on readings with a baseline
     else:

@@ -4,10 +4,12 @@
 
 For every series under --data (`<category>/<name>.csv` or `.parquet`, see
 backtest/run.py), `<out>/<category>/<series>.png`:
-top, the readings, the trailing baseline's mean with a +/- 3 standard deviation
-band (what a reading is compared with), the seasonal baseline's mean, the
-alerts (score above the detector's threshold) and the labelled windows when
-labels exist; bottom, the score and the threshold. Needs the `report` extra
+top, the readings, the value the detector expected and the band between the
+lower and upper bounds at its threshold (what an alert reports: a reading
+outside the band alerts, unless a hold halves its score), the trailing and
+seasonal baselines' means, the alerts (score above the detector's threshold)
+and the labelled windows when labels exist; bottom, the score and the
+threshold. Needs the `report` extra
 (matplotlib).
 """
 
@@ -23,13 +25,12 @@ from backtest.replay import replay_series, window_stats
 from backtest.run import (DEFAULT_DETECTOR, DETECTORS, default_labels, detector_config,
                           find_series, load_windows, read_series_file)
 
-BAND = 3.0  # standard deviations either side of the baseline mean
+def _mean(stats) -> np.ndarray:
+  return np.array([s.mean if s else np.nan for s in stats])
 
 
-def _mean_and_stddev(stats):
-  mean = np.array([s.mean if s else np.nan for s in stats])
-  stddev = np.array([s.stddev if s else np.nan for s in stats])
-  return mean, stddev
+def _explained(explanations, key: str) -> np.ndarray:
+  return np.array([np.nan if e.get(key) is None else e[key] for e in explanations])
 
 
 def plot_series(series, detector: str, windows, path: str) -> int:
@@ -42,8 +43,9 @@ def plot_series(series, detector: str, windows, path: str) -> int:
   ts = np.asarray(series.ts_ms, dtype=np.int64)
   values = np.asarray(series.values)
   release = shape.release_ms(shape.slot_start_ms(ts))
-  mean, stddev = _mean_and_stddev(window_stats(ts, values, *shape.trailing_range_ms(release)))
-  scores = np.asarray(replay_series(series.ts_ms, series.values, rule, shape))
+  mean = _mean(window_stats(ts, values, *shape.trailing_range_ms(release)))
+  explanations = [] if rule.is_stateful else None
+  scores = np.asarray(replay_series(series.ts_ms, series.values, rule, shape, explanations))
   times = [datetime.fromtimestamp(t / 1000, tz=timezone.utc) for t in series.ts_ms]
   alerts = scores > rule.threshold
 
@@ -55,17 +57,24 @@ def plot_series(series, detector: str, windows, path: str) -> int:
                  datetime.fromtimestamp(end / 1000, tz=timezone.utc),
                  color='tab:orange', alpha=0.15, lw=0)
   top.plot(times, values, color='tab:blue', lw=0.7, label='readings')
-  top.plot(times, mean, color='black', lw=0.8, label='trailing baseline mean')
-  top.fill_between(times, mean - BAND * stddev, mean + BAND * stddev, color='grey', alpha=0.3,
-                   lw=0, label=f'mean +/- {BAND:g} stddev')
+  top.plot(times, mean, color='black', lw=0.6, alpha=0.6, label='trailing baseline mean')
+  if explanations is not None:
+    top.plot(times, _explained(explanations, 'expected'), color='black', lw=0.9,
+             label='expected')
+    top.fill_between(times, _explained(explanations, 'lower'), _explained(explanations, 'upper'),
+                     color='grey', alpha=0.3, lw=0,
+                     label=f'lower to upper bound at the threshold {rule.threshold:g}')
   if shape.season_ms:
-    seasonal, _ = _mean_and_stddev(window_stats(ts, values, *shape.seasonal_range_ms(release)))
+    seasonal = _mean(window_stats(ts, values, *shape.seasonal_range_ms(release)))
     top.plot(times, seasonal, color='tab:green', lw=0.6, alpha=0.7,
              label='seasonal baseline mean (one season earlier)')
   top.scatter([t for t, a in zip(times, alerts) if a], values[alerts], color='red', s=25,
               zorder=3, label=f'alerts ({int(alerts.sum())})')
   if windows:
     top.plot([], [], color='tab:orange', alpha=0.3, lw=8, label='labelled anomaly window')
+  low, high = float(np.min(values)), float(np.max(values))
+  pad = 0.25 * (high - low) or 1.0  # a young sensor's bounds are wide: keep the readings in view
+  top.set_ylim(low - pad, high + pad)
   top.set_title(f'{series.category}/{series.name}: detector {detector}, {len(values)} readings')
   top.legend(loc='upper left', fontsize=7, ncol=3)
   bottom.plot(times, scores, color='tab:purple', lw=0.7, label='score')

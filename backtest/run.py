@@ -49,12 +49,12 @@ logger = logging.getLogger(__name__)
 # One configuration for every NAB series (5-minute samples, daily patterns):
 # statistics of 1-hour windows every 5 minutes; the trailing baseline is the
 # last 6 hours (six windows), the seasonal one the hour around the same time
-# the day before; the deviation's own statistics have a half-life of about
-# 1.7 days, and a high score holds off lower ones for two days.
+# the day before; the histogram of the deviations that scores them has a half-life
+# of about 6 days (500,000 s), and a high score holds off lesser ones for a day.
 # No baseline lag: a replay has no alert latency to save, and NAB's readings fall on the
 # period grid, so any lag would judge every one of them by a window one period older.
 NAB_SCALE = ['--window_size=3600', '--window_period=300', '--trailing_windows=6',
-             '--season=86400', '--score_half_life=150000', '--alert_hold=172800',
+             '--season=86400', '--score_half_life=500000', '--alert_hold=86400',
              '--baseline_lag=0']
 
 # name -> options of the streaming job; the first is the default detector.

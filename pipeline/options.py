@@ -118,15 +118,17 @@ class AnomalyOptions(PipelineOptions):
         'containing (the original job\'s numbers).')
     group.add_argument(
         '--rule', choices=RULES, default=LIKELIHOOD,
-        help='likelihood: a score in [0, 1] from the deviation against the '
-        'trailing (and seasonal) baselines, judged per sensor against its own '
-        'history (see docs/detection.md); absolute: |value - mean| > threshold '
+        help='likelihood: a score in [0, 1], the tail probability of the '
+        'deviation from the trailing (and seasonal) baselines among the '
+        'sensor\'s own recent deviations, -log10(P) / 5 (see docs/detection.md); '
+        'absolute: |value - mean| > threshold '
         '(the original job, with --threshold=50); relative: |value - mean| > '
         'threshold * |mean|; zscore: |value - mean| / stddev > threshold. '
         'Default: likelihood.')
     group.add_argument(
         '--threshold', type=float, default=None,
-        help='Threshold of the rule: a score in [0, 1] for likelihood, value '
+        help='Threshold of the rule: a score in [0, 1) for likelihood (0.5: a '
+        'deviation this rare once in about 300 readings), value '
         'units for absolute, a fraction of the mean for relative, standard '
         'deviations for zscore. Default: ' + ', '.join(
             f'{v:g} ({k})' for k, v in DEFAULT_THRESHOLDS.items()) + '.')
@@ -140,13 +142,13 @@ class AnomalyOptions(PipelineOptions):
         help='Seconds of a recurring pattern (86400 for daily). When set, a '
         'reading is also judged against the window centred on the same time '
         'one season earlier, and (likelihood) is far only when far from '
-        'both baselines. Must be a multiple of window_period and at least '
+        'both baselines, or very far from the seasonal one alone. Must be a multiple of window_period and at least '
         'window_size. Default: 0 (off).')
     group.add_argument(
         '--score_half_life', type=float, default=3600.0,
         help='likelihood: half-life, in seconds of event time, of the '
-        'per-sensor mean and variance of deviations that a deviation is '
-        'compared with. Default: 3600.')
+        'per-sensor histogram of deviations that a deviation is compared '
+        'with. Default: 3600.')
     group.add_argument(
         '--score_order', choices=SCORE_ORDERS, default=ARRIVAL_ORDER,
         help='likelihood: in which order a sensor\'s readings are scored. arrival: as '
@@ -209,6 +211,10 @@ def validate(options: PipelineOptions) -> AnomalyOptions:
     raise InvalidOptionError('allowed_lateness', 'must be a number of seconds >= 0')
   if opts.threshold is not None and not (math.isfinite(opts.threshold) and opts.threshold >= 0):
     raise InvalidOptionError('threshold', 'must be a finite number >= 0')
+  if opts.rule == LIKELIHOOD and opts.threshold is not None and opts.threshold >= 1:
+    raise InvalidOptionError(
+        'threshold', f'must be < 1 for --rule={LIKELIHOOD}: its scores are at most 1, '
+        f'0.5 means a deviation this rare once in about 300 readings (got {opts.threshold:g})')
   if opts.trailing_windows < 1:
     raise InvalidOptionError('trailing_windows', 'must be >= 1')
   season_ms = round(opts.season * 1000)

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from backtest.run import find_series, read_series, read_series_file, run_backtest
+from transforms.rules import DEFAULT_THRESHOLDS, LIKELIHOOD
 
 N = 600  # 5-minute readings: a little over two days, so the seasonal baseline is used
 
@@ -75,7 +76,7 @@ def test_parquet_scores_equal_the_csv_scores(same_series):
       assert rows == from_csv  # timestamps and values written as in the CSV, too
   spike = next(r for r in results(out / 'typed', 'likelihood', 'cat', 'plant.csv')
                if r['timestamp'] == '2014-04-02 13:30:00')
-  assert spike['value'] == '300.5' and float(spike['anomaly_score']) > 0.55
+  assert spike['value'] == '300.5' and float(spike['anomaly_score']) > DEFAULT_THRESHOLDS[LIKELIHOOD]
 
 
 def test_a_parquet_file_with_sensor_id_gives_one_series_per_sensor(tmp_path):

@@ -11,7 +11,7 @@ from tests.streaming import T0
 from transforms.baseline import SensorWindowStats, _sensor_parts
 from transforms.batch import (SHARDS, ReadingBatch, ReadingBatchCoder, ShardBatcher,
                               batches_by_slot, shard_of)
-from transforms.detectors import ScoreState
+from transforms.detectors import NO_BASELINES
 from transforms.judge import (SCORE_BAGS, Judged, JudgedBatch, JudgedBatchCoder, ScoreOnArrivalFn,
                              ScoreReadingsFn, judged_of_row, judged_row)
 from transforms.records import Reading, iso_ms
@@ -72,7 +72,8 @@ def test_batch_coders_round_trip():
   coder = ReadingBatchCoder()
   assert coder.decode(coder.encode(ReadingBatch(readings))) == ReadingBatch(readings)
   window = SensorWindowStats('s', T0 - 10, T0, accumulate_stats([1.0, 3.0]), 'ON_TIME')
-  judged = [Judged(readings[0], 2.5, window, window.stats), Judged(readings[1], 0.0, None)]
+  judged = [Judged(readings[0], ((7.5, 1.0), None), window, window.stats),
+            Judged(readings[1], NO_BASELINES, None)]
   batch = JudgedBatch(tuple(judged_row(*j) for j in judged))
   decoded = JudgedBatchCoder().decode(JudgedBatchCoder().encode(batch))
   assert [judged_of_row(row) for row in decoded.rows] == judged
@@ -126,9 +127,12 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
     def __init__(self, inner):
       self._inner = inner
 
-    def update(self, state, ts_ms, value, deviation):
+    def __getattr__(self, name):  # new_state, explain: the rule's scorer's
+      return getattr(self._inner, name)
+
+    def update(self, state, ts_ms, value, judged_by):
       scored.append(ts_ms - T0)
-      return self._inner.update(state, ts_ms, value, deviation)
+      return self._inner.update(state, ts_ms, value, judged_by)
 
   fn._scorer = Recording(fn._scorer)
   bags, states, timer, expire = [Bag() for _ in range(SCORE_BAGS)], State(), Timer(), Timer()
@@ -143,12 +147,12 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
     return list(fn.on_flush(Timestamp(micros=(T0 + ms) * 1000), *bags, states, expire) or ())
 
   fn.start_bundle()
-  first = JudgedBatch((judged_row(Reading('s', 1.0, T0 + 2500), 0.1, None, None),
-                       judged_row(Reading('s', 1.0, T0 + 3000), 0.1, None, None)))
-  older = JudgedBatch((judged_row(Reading('s', 1.0, T0 + 2000), 0.1, None, None),
-                       judged_row(Reading('t', 1.0, T0 + 300), 0.1, None, None)))
-  newer = JudgedBatch((judged_row(Reading('t', 1.0, T0 + 2900), 0.1, None, None),
-                       judged_row(Reading('t', 1.0, T0 + 9000), 0.1, None, None)))
+  first = JudgedBatch((judged_row(Reading('s', 1.0, T0 + 2500), NO_BASELINES, None, None),
+                       judged_row(Reading('s', 1.0, T0 + 3000), NO_BASELINES, None, None)))
+  older = JudgedBatch((judged_row(Reading('s', 1.0, T0 + 2000), NO_BASELINES, None, None),
+                       judged_row(Reading('t', 1.0, T0 + 300), NO_BASELINES, None, None)))
+  newer = JudgedBatch((judged_row(Reading('t', 1.0, T0 + 2900), NO_BASELINES, None, None),
+                       judged_row(Reading('t', 1.0, T0 + 9000), NO_BASELINES, None, None)))
   for batch in (first, older, newer):
     process(batch)
   # one timer per 250 ms step that has readings, at the step's end, tagged with the step;
@@ -161,7 +165,7 @@ def test_scorer_scores_batches_in_event_time_order_and_keeps_the_rest():
                                 JudgedBatch((newer.rows[1],))]
   assert bag_of(2000).items == [JudgedBatch((older.rows[0],))]
   fn.start_bundle()
-  next_bundle = JudgedBatch((judged_row(Reading('t', 1.0, T0 + 5000), 0.1, None, None),))
+  next_bundle = JudgedBatch((judged_row(Reading('t', 1.0, T0 + 5000), NO_BASELINES, None, None),))
   process(next_bundle)
   assert timer.tags[str((T0 + 5000) // 250)] == (T0 + 5000) / 1000
   for ms in (500, 2000, 2500, 3000):  # the watermark passes 3 s: timers fire in time order
@@ -190,14 +194,14 @@ def test_scorer_on_arrival_scores_at_once_like_event_order_when_readings_come_in
   readings = [Reading('s', 10.5 + k % 3 * 0.5, T0 + 100 * k) for k in range(40)] + [
       Reading('s', 90.0, T0 + 4000)] + [
       Reading('t', 10.5 + k % 3 * 0.5, T0 + 100 * k + 50) for k in range(41)]
-  rows = [judged_row(r, rule.deviation(r.value, window.stats, None), window, None)
+  rows = [judged_row(r, rule.baselines(window.stats, None), window, None)
           for r in readings]
   # the reference: every reading scored one by one in event-time order
   scorer, expected, alerting = rule.scorer(), {}, []
   for row in sorted(rows, key=lambda row: row[0][2]):
-    (sensor_id, value, ts_ms, _), dev, _, _ = row
-    expected[sensor_id], score = scorer.update(expected.get(sensor_id) or ScoreState(),
-                                               ts_ms, value, dev)
+    (sensor_id, value, ts_ms, _), judged_by, _, _ = row
+    expected[sensor_id], score = scorer.update(expected.get(sensor_id) or scorer.new_state(),
+                                               ts_ms, value, judged_by)
     if score > rule.threshold:
       alerting.append(ts_ms)
   assert alerting == [T0 + 4000]  # the case can fail: the far reading must alert

@@ -1,4 +1,5 @@
-"""The likelihood detector (transforms/detectors.py), its baselines, and its streaming wiring."""
+"""The likelihood detector's deviation (transforms/detectors.py), its baselines, and its
+streaming wiring; its score is tested in tests/test_tail.py."""
 
 import math
 
@@ -7,8 +8,7 @@ import pytest
 from tests import streaming
 from tests.streaming import json_record
 from transforms.baseline import BaselineShape, SensorBaseline, SensorWindowStats
-from transforms.detectors import (DEVIATION_CAP, LikelihoodScorer, ScoreState, deviation,
-                                  deviation_from)
+from transforms.detectors import DEVIATION_CAP, baselines, deviation, deviation_from
 from transforms.rules import Rule
 from transforms.stats import WindowStats, merge_window_stats
 
@@ -18,86 +18,31 @@ def stats(mean, stddev, count=10):
 
 
 def test_deviation_in_floored_standard_deviations():
-  assert deviation_from(16.0, stats(10.0, 2.0), 1e-6) == pytest.approx(3.0)  # |16 - 10| / 2
-  # flat baseline: stddev floored at 1e-3 x |mean| = 1: |1001 - 1000| / 1 = 1
-  assert deviation_from(1001.0, stats(1000.0, 0.0), 1e-6) == pytest.approx(1.0)
-  # ... or at min_stddev when larger: |1001 - 1000| / 4 = 0.25
-  assert deviation_from(1001.0, stats(1000.0, 0.0), 4.0) == pytest.approx(0.25)
-  assert deviation_from(1e9, stats(0.0, 1.0), 1e-6) == DEVIATION_CAP
+  assert deviation_from(16.0, 10.0, 2.0, 1e-6) == pytest.approx(3.0)  # |16 - 10| / 2
+  # no floor relative to the mean: a precise instrument's 14-sigma spike stays 14 sigma
+  # (50.000 Hz, stddev 0.001: |50.014 - 50| / 0.001 = 14)
+  assert deviation_from(50.014, 50.0, 0.001, 1e-6) == pytest.approx(14.0)
+  # flat baseline: stddev floored, here at 1e-6, so any change is capped at DEVIATION_CAP
+  assert deviation_from(1000.001, 1000.0, 0.0, 1e-6) == DEVIATION_CAP
+  # ... or at a larger floor: |1001 - 1000| / 4 = 0.25
+  assert deviation_from(1001.0, 1000.0, 0.0, 4.0) == pytest.approx(0.25)
+  assert deviation_from(1e9, 0.0, 1.0, 1e-6) == DEVIATION_CAP
 
 
 def test_deviation_is_from_the_nearer_baseline():
   recent, yesterday = stats(10.0, 1.0), stats(20.0, 2.0)
   # |19 - 10| / 1 = 9 from the trailing baseline, |19 - 20| / 2 = 0.5 from yesterday's
-  assert deviation(19.0, recent, yesterday, 1e-6) == pytest.approx(0.5)
-  assert deviation(19.0, recent, None, 1e-6) == pytest.approx(9.0)
-  assert deviation(19.0, None, None, 1e-6) == 0.0
+  assert deviation(19.0, baselines(recent, yesterday), 1e-6) == (pytest.approx(0.5), 1)
+  assert deviation(19.0, baselines(recent, None), 1e-6) == (pytest.approx(9.0), 0)
+  assert deviation(19.0, baselines(None, None), 1e-6) == (0.0, -1)
   # a one-reading window has no spread to judge by: ignored
-  assert deviation(19.0, stats(10.0, 0.0, count=1), yesterday, 1e-6) == pytest.approx(0.5)
+  assert baselines(stats(10.0, 0.0, count=1), yesterday) == (None, (20.0, 2.0))
 
 
 def test_rule_ignores_a_trailing_baseline_below_min_count():
   rule = Rule('likelihood', min_count=5)
-  assert rule.deviation(16.0, stats(10.0, 2.0, count=4), None) == 0.0
-  assert rule.deviation(16.0, stats(10.0, 2.0, count=5), None) == pytest.approx(3.0)
-
-
-def warmed_up(scorer, ts_ms=0, value=5.0):
-  """Ten readings with deviation 0 at one instant: no time passes, so mean 0 and variance 1 stay."""
-  state = ScoreState()
-  for _ in range(10):
-    state, score = scorer.update(state, ts_ms, value, 0.0)
-    assert score == 0.0  # warm-up
-  return state
-
-
-def test_score_is_the_squashed_excess_over_the_usual_deviation():
-  scorer = LikelihoodScorer(half_life_s=1.0, hold_s=0.0, range_warmup=10)
-  state = warmed_up(scorer)
-  assert (state.mean, state.variance) == (0.0, 1.0)
-  # u = (4 - 0) / sqrt(1) = 4; score = 4 / (4 + 4) = 0.5
-  _, score = scorer.update(state, 0, 5.0, 4.0)
-  assert score == pytest.approx(0.5)
-  # u = (12 - 0) / 1; 12 / 16 = 0.75
-  assert scorer.update(state, 0, 5.0, 12.0)[1] == pytest.approx(0.75)
-
-
-def test_statistics_decay_with_event_time():
-  scorer = LikelihoodScorer(half_life_s=1.0, hold_s=0.0, range_warmup=10)
-  state = warmed_up(scorer)
-  # one half-life later: keep = 0.5; mean = 0 + 0.5 x (2 - 0) = 1;
-  # variance = 0.5 x (1 + 0.5 x 2^2) = 1.5
-  state, _ = scorer.update(state, 1000, 5.0, 2.0)
-  assert (state.mean, state.variance) == pytest.approx((1.0, 1.5))
-  # two half-lives later: keep = 0.25; mean = 1 + 0.75 x (3 - 1) = 2.5;
-  # variance = 0.25 x (1.5 + 0.75 x 2^2) = 1.125
-  state, _ = scorer.update(state, 3000, 5.0, 3.0)
-  assert (state.mean, state.variance) == pytest.approx((2.5, 1.125))
-
-
-def test_a_value_outside_everything_seen_scores_one():
-  scorer = LikelihoodScorer(half_life_s=1.0, hold_s=0.0, range_warmup=10)
-  state = warmed_up(scorer, value=5.0)
-  state, _ = scorer.update(state, 0, 15.0, 0.0)  # seen range now [5, 15], margin 0.05 x 10 = 0.5
-  assert scorer.update(state, 0, 15.4, 0.0)[1] == 0.0
-  assert scorer.update(state, 0, 15.6, 0.0)[1] == 1.0
-  assert scorer.update(state, 0, 4.4, 0.0)[1] == 1.0
-
-
-def test_one_incident_one_high_score():
-  scorer = LikelihoodScorer(half_life_s=1e9, hold_s=10.0, range_warmup=10)
-  state = warmed_up(scorer)
-  state, first = scorer.update(state, 0, 5.0, 4.0)  # 0.5, the held peak
-  state, second = scorer.update(state, 1000, 5.0, 4.0)  # not above 0.5: halved
-  state, third = scorer.update(state, 2000, 5.0, 12.0)  # above the peak: reported in full
-  state, later = scorer.update(state, 20000, 5.0, 4.0)  # the hold (10 s) is over
-  assert first == pytest.approx(0.5)
-  assert second == pytest.approx(first / 2, rel=1e-6)
-  assert third > 0.7 and later > 0.4
-  # values outside the seen range [5, 5] score 1 every time, held peak or not
-  state, out1 = scorer.update(state, 21000, 50.0, 0.0)
-  state, out2 = scorer.update(state, 22000, 500.0, 0.0)
-  assert (out1, out2) == (1.0, 1.0)
+  assert rule.baselines(stats(10.0, 2.0, count=4), None) == (None, None)
+  assert rule.baselines(stats(10.0, 2.0, count=5), None) == ((10.0, 2.0), None)
 
 
 def test_merged_trailing_windows_equal_one_long_window():
@@ -152,16 +97,20 @@ def test_a_lag_shorter_than_a_period_shifts_the_slots_and_keeps_the_windows():
 
 
 def test_the_streaming_job_alerts_with_its_score_and_threshold():
-  # 5 s slots, 10 s windows: readings 10 at 0..25 s, then a spike of 100 at 31 s. Slot [30, 35)
-  # is judged by [20, 30) = {10, 10}: stddev 0, floored at 1e-3 x 10 = 0.01, deviation capped at 50.
-  # The scorer saw 7 readings before: still warming up (10), so the spike scores 0 and a
-  # second spike after warm-up is needed: 10 at 35..55 s, spike 1000 at 61 s. The seen-range
-  # rule waits for 1000 readings, so its score comes from the deviation alone, above 0.55.
-  records = [json_record('s', 10.0, t) for t in range(0, 30, 5)] + [json_record('s', 100.0, 31)]
-  records += [json_record('s', 10.0, t) for t in range(35, 60, 5)] + [json_record('s', 1000.0, 61)]
+  # 5 s slots, 10 s windows: readings 10 at 0..145 s, then 10.5 at 151 s. Slot [150, 155) is
+  # judged by [140, 150) = {10, 10}: stddev 0, floored at min_stddev (the sensor never
+  # varied), so the deviation is capped at 50. The scorer has seen 30 readings, all at
+  # deviation 0 (the first slot has no baseline, the others are flat): P(D >= 50) =
+  # 5 C(50) / (30 + 5), with the Cauchy tail C(50) = 1 - 2 atan(50) / pi = 0.0127: 1.8e-3,
+  # score 2.74 / 5 = 0.55 (the readings fade a little over 150 s of a 1-hour half-life).
+  records = [json_record('s', 10.0, t) for t in range(0, 150, 5)] + [json_record('s', 10.5, 151)]
   outputs, _ = streaming.run_stream([('add', records)])
   alerts = outputs['alerts']
-  assert [(a['value'], a['rule'], a['threshold']) for a in alerts] == [
-      (1000.0, 'likelihood', 0.55)]
-  assert 0.55 < alerts[0]['score'] < 1.0
-  assert alerts[0]['window_count'] == 2 and alerts[0]['window_mean'] == 10.0
+  assert [(a['value'], a['rule'], a['threshold']) for a in alerts] == [(10.5, 'likelihood', 0.5)]
+  assert alerts[0]['score'] == pytest.approx(0.548, abs=2e-3)
+  # it explains itself: expected the window's mean, bounds at the threshold (a flat window:
+  # floored at min_stddev, 1e-6, times the deviation that scores 0.5), above, trailing
+  alert = alerts[0]
+  assert (alert['expected'], alert['direction'], alert['fired']) == (10.0, 'above', 'trailing')
+  assert 10.0 - 1e-4 < alert['lower'] < 10.0 < alert['upper'] < 10.0 + 1e-4
+  assert alert['window_count'] == 2 and alert['window_mean'] == 10.0

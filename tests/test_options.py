@@ -15,7 +15,7 @@ def test_defaults_keep_the_original_windows_with_the_likelihood_rule():
   assert (opts.window_size, opts.window_period) == (10.0, 5.0)
   assert (opts.rule, opts.threshold, opts.baseline) == ('likelihood', None, 'trailing')
   assert (opts.trailing_windows, opts.season) == (1, 0.0)
-  assert make_rule(opts).threshold == 0.55  # the likelihood rule's default threshold
+  assert make_rule(opts).threshold == 0.5  # the likelihood rule's default threshold
 
 
 def test_the_original_rule_is_two_options_away():
@@ -31,6 +31,7 @@ def test_the_original_rule_is_two_options_away():
     (['--window_size=10', '--window_period=3'], 'window_period'),
     (['--allowed_lateness=-1'], 'allowed_lateness'),
     (['--threshold=nan'], 'threshold'),
+    (['--threshold=1'], 'threshold'),  # likelihood scores are at most 1: it would never alert
     (['--min_count=0'], 'min_count'),
     (['--min_stddev=0'], 'min_stddev'),
     (['--max_record_bytes=0'], 'max_record_bytes'),

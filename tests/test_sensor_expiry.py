@@ -11,6 +11,7 @@ from apache_beam.utils.timestamp import Timestamp
 from pipeline.options import AnomalyOptions, InvalidOptionError, sensor_ttl_s, validate
 from tests.fakes import Bag, Counter, State, Timer
 from tests.streaming import T0
+from transforms.detectors import NO_BASELINES
 from transforms.judge import SCORE_BAGS, JudgedBatch, ScoreOnArrivalFn, ScoreReadingsFn, judged_row
 from transforms.records import Reading
 from transforms.rules import Rule
@@ -25,7 +26,8 @@ def _week_of_hourly_batches():
     ts_ms = T0 + hour * HOUR_MS
     sensors = ('stays', 'gone') if ts_ms < T0 + 2 * DAY_MS else ('stays',)
     yield ts_ms, JudgedBatch(tuple(
-        judged_row(Reading(sensor_id, 10.0, ts_ms), 0.1, None, None) for sensor_id in sensors))
+        judged_row(Reading(sensor_id, 10.0, ts_ms), NO_BASELINES, None, None)
+        for sensor_id in sensors))
 
 
 class _Runner:
@@ -79,7 +81,7 @@ def test_a_sensor_silent_since_day_2_leaves_no_state_by_day_7(scorer):
 
 def test_every_sensor_gone_clears_the_shard():
   runner = _Runner(ScoreOnArrivalFn(Rule('likelihood', sensor_ttl_s=60.0)))
-  batch = JudgedBatch((judged_row(Reading('a', 1.0, T0), 0.1, None, None),))
+  batch = JudgedBatch((judged_row(Reading('a', 1.0, T0), NO_BASELINES, None, None),))
   runner.fn.start_bundle()
   list(runner.fn.process((0, batch), runner.states, runner.expire))
   assert runner.expire.at * 1000 == T0 + 60_000
@@ -88,7 +90,7 @@ def test_every_sensor_gone_clears_the_shard():
   assert runner.expired.count == 1
   # the sensor comes back: a new one, its timer armed again
   runner.fn.start_bundle()
-  list(runner.fn.process((0, JudgedBatch((judged_row(Reading('a', 1.0, T0 + 90_000), 0.1,
+  list(runner.fn.process((0, JudgedBatch((judged_row(Reading('a', 1.0, T0 + 90_000), NO_BASELINES,
                                                      None, None),))), runner.states,
                          runner.expire))
   assert sorted(runner.states.read()) == ['a'] and runner.states.read()['a'].count == 1

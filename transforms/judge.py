@@ -15,11 +15,12 @@ from apache_beam.transforms.userstate import (
     BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer)
 
 from transforms.baseline import SensorBaseline, SensorWindowStats
-from transforms.detectors import LikelihoodScorer, ScoreState
+from transforms.detectors import NO_BASELINES
 from transforms.parse import METRICS_NAMESPACE
 from transforms.records import Reading, iso_ms
 from transforms.rules import Rule, Verdict
 from transforms.stats import WindowStats
+from transforms.tail import TailScorer, TailState
 
 
 def alert_id(reading: Reading) -> str:
@@ -37,27 +38,27 @@ class Judged(NamedTuple):
   numbers, not the whole SensorBaseline). On its way to the per-sensor scorer it travels as
   a judged_row inside a JudgedBatch."""
   reading: Reading
-  deviation: float  # standard deviations from the nearer baseline
+  baselines: tuple  # (mean, stddev) of the trailing and seasonal baselines that judge it
   window: Optional[SensorWindowStats]  # the window an alert reports; None: no baseline
   seasonal: Optional[WindowStats] = None  # the seasonal baseline's statistics, if any
 
 
-def judged_row(reading: Reading, deviation: float, window: Optional[SensorWindowStats],
+def judged_row(reading: Reading, baselines: tuple, window: Optional[SensorWindowStats],
                seasonal: Optional[WindowStats]) -> tuple:
-  """A Judged as plain tuples: (reading fields, deviation, window fields or None, seasonal
+  """A Judged as plain tuples: (reading fields, baselines, window fields or None, seasonal
   statistics or None); its reading's fields are (sensor_id, value, ts_ms, extra)."""
   if window is not None:
     window = (window.sensor_id, window.start_ms, window.end_ms, tuple(window.stats),
               window.pane)
-  return tuple(reading), deviation, window, None if seasonal is None else tuple(seasonal)
+  return tuple(reading), baselines, window, None if seasonal is None else tuple(seasonal)
 
 
 def judged_of_row(row: tuple) -> Judged:
-  reading, deviation, window, seasonal = row
+  reading, baselines, window, seasonal = row
   if window is not None:
     sensor_id, start_ms, end_ms, stats, pane = window
     window = SensorWindowStats(sensor_id, start_ms, end_ms, WindowStats._make(stats), pane)
-  return Judged(Reading._make(reading), deviation, window,
+  return Judged(Reading._make(reading), baselines, window,
                 None if seasonal is None else WindowStats._make(seasonal))
 
 
@@ -102,9 +103,12 @@ def _window_of(baseline: SensorBaseline) -> SensorWindowStats:
 
 
 def make_alert(reading: Reading, win: SensorWindowStats, seasonal: Optional[WindowStats],
-               verdict: Verdict, rule: Rule, detected_at_ms: int) -> Dict[str, Any]:
+               verdict: Verdict, rule: Rule, detected_at_ms: int,
+               explained: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
   """win: the window the alert reports (_window_of the baseline); seasonal: the seasonal
-  baseline's statistics, if the baseline has one."""
+  baseline's statistics, if the baseline has one; explained: the likelihood scorer's
+  `explain` (expected, lower, upper, direction, fired). A stateless rule explains itself
+  by its window: expected its mean, bounds mean +/- what the threshold allows."""
   alert = {
       'alert_id': alert_id(reading),
       'sensor_id': reading.sensor_id,
@@ -121,12 +125,26 @@ def make_alert(reading: Reading, win: SensorWindowStats, seasonal: Optional[Wind
       'threshold': rule.threshold,
       'detected_at': iso_ms(detected_at_ms),
   }
+  alert.update(explained if explained is not None else _explain_stateless(reading, win, rule))
   if seasonal is not None:
     alert['seasonal_mean'] = seasonal.mean
     alert['seasonal_stddev'] = seasonal.stddev
   if reading.extra:
     alert['reading'] = reading.extra
   return alert
+
+
+def _explain_stateless(reading: Reading, win: SensorWindowStats, rule: Rule) -> Dict[str, Any]:
+  """expected, lower, upper, direction, fired of an absolute, relative or zscore alert."""
+  mean = win.stats.mean
+  if rule.name == 'absolute':
+    reach = rule.threshold
+  elif rule.name == 'relative':
+    reach = rule.threshold * abs(mean)
+  else:
+    reach = rule.threshold * max(win.stats.stddev, rule.min_stddev)
+  return {'expected': mean, 'lower': mean - reach, 'upper': mean + reach,
+          'direction': 'above' if reading.value >= mean else 'below', 'fired': 'window'}
 
 
 def merge_dicts(dicts) -> dict:
@@ -169,9 +187,9 @@ class JudgeReadingsFn(beam.DoFn):
     """The judged_row of a reading."""
     if baseline is None:
       self._no_baseline.inc()
-      return judged_row(reading, self._rule.deviation(reading.value, None, None), None, None)
+      return judged_row(reading, NO_BASELINES, None, None)
     seasonal = baseline.seasonal_stats
-    return judged_row(reading, self._rule.deviation(reading.value, baseline.stats, seasonal),
+    return judged_row(reading, self._rule.baselines(baseline.stats, seasonal),
                       _window_of(baseline), seasonal)
 
   def _judge_stateless(self, reading, baseline):
@@ -196,7 +214,7 @@ SCORE_BAGS = 8  # a step's readings wait in bag (step % SCORE_BAGS)
 
 
 class _SensorScoresFn(beam.DoFn):
-  """What both scorers share: per shard a {sensor_id: ScoreState} cell, and the release of
+  """What both scorers share: per shard a {sensor_id: TailState} cell, and the release of
   sensors that fell silent.
 
   A sensor whose newest reading is more than the rule's sensor_ttl_s behind the watermark
@@ -206,7 +224,7 @@ class _SensorScoresFn(beam.DoFn):
   earliest moment one of them can expire and re-arms itself for the next; a sensor that
   reports again after expiring starts afresh, as a new one.
   """
-  STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: ScoreState}
+  STATES = ReadModifyWriteStateSpec('score_states', PickleCoder())  # {sensor_id: TailState}
   EXPIRE = TimerSpec('expire', TimeDomain.WATERMARK)
 
   def __init__(self, rule: Rule):
@@ -216,7 +234,7 @@ class _SensorScoresFn(beam.DoFn):
     self._alerts = Metrics.counter(METRICS_NAMESPACE, 'alerts')
     self._expired = Metrics.counter(METRICS_NAMESPACE, 'expired_sensors')
 
-  def _arm_expiry(self, score_states: Dict[str, ScoreState], expire) -> None:
+  def _arm_expiry(self, score_states: Dict[str, TailState], expire) -> None:
     """Sets the shard's expiry timer at the earliest moment one of its sensors can expire."""
     expire.set(min(state.last_ms for state in score_states.values()) / 1000.0
                + self._ttl_ms / 1000.0)
@@ -250,7 +268,7 @@ class ScoreReadingsFn(_SensorScoresFn):
   not depend on the order the runner delivers them in. A reading that arrives after later
   ones were scored (late data within the allowed lateness) is scored when it arrives.
 
-  Keyed by a few shards of sensors, each holding a {sensor_id: ScoreState} dict, not by
+  Keyed by a few shards of sensors, each holding a {sensor_id: TailState} dict, not by
   sensor: on Flink every key a bundle touches costs state requests to the runner when the
   bundle commits (and, with the SDK's state cache on, a deep-size measurement per state),
   and with 1,000 sensors a bundle touches nearly all of them (measured on embedded Flink
@@ -318,20 +336,23 @@ class ScoreReadingsFn(_SensorScoresFn):
       self._arm_expiry(score_states, expire)
 
 
-def _score_rows(scorer: LikelihoodScorer, rule: Rule, alerts_counter, rows,
-                score_states: Dict[str, ScoreState]):
+def _score_rows(scorer: TailScorer, rule: Rule, alerts_counter, rows,
+                score_states: Dict[str, TailState]):
   """Scores judged rows in the order given, updating score_states; yields the alerts."""
   for row in rows:
-    (sensor_id, value, ts_ms, _), deviation, window, _ = row
-    score_state, score = scorer.update(
-        score_states.get(sensor_id) or ScoreState(), ts_ms, value, deviation)
+    (sensor_id, value, ts_ms, _), judged_by, window, _ = row
+    before = score_states.get(sensor_id)
+    if type(before) is not TailState:  # new, or an older detector's state from a savepoint
+      before = scorer.new_state()
+    score_state, score = scorer.update(before, ts_ms, value, judged_by)
     score_states[sensor_id] = score_state
     if score > rule.threshold and window is not None:
       alerts_counter.inc()
       judged = judged_of_row(row)
       verdict = Verdict(abs(value - judged.window.stats.mean), score, True)
       yield make_alert(judged.reading, judged.window, judged.seasonal, verdict, rule,
-                       int(time.time() * 1000))
+                       int(time.time() * 1000),
+                       scorer.explain(before, value, judged_by, rule.threshold))
 
 
 class ScoreOnArrivalFn(_SensorScoresFn):
@@ -347,7 +368,7 @@ class ScoreOnArrivalFn(_SensorScoresFn):
   are; not checked for every parallelism). A reading that arrives
   after later ones of its sensor is scored when it arrives, as late data is there.
 
-  A shard's {sensor_id: ScoreState} is read once per bundle: in a bundle only this DoFn
+  A shard's {sensor_id: TailState} is read once per bundle: in a bundle only this DoFn
   changes it (as in the late gate; an expiry makes it read again), and every state read is
   a request to the runner.
   """

@@ -2,10 +2,11 @@
 
 Every rule yields a `score` that is compared with the threshold, so an alert
 always says by how much it crossed the line:
-  likelihood: score in [0, 1] from the deviation against the trailing and
-              seasonal baselines, post-processed per sensor in the order
-              of --score_order (transforms/detectors.py, transforms/judge.py);
-              the default
+  likelihood: score in [0, 1], the tail probability (in decades / 5) of the
+              deviation from the trailing and seasonal baselines among the
+              sensor's own recent deviations, per sensor in the order of
+              --score_order (transforms/detectors.py, transforms/tail.py,
+              transforms/judge.py); the default
   absolute: score = |value - mean|                       (the original job: > 50)
   relative: score = |value - mean| / |mean|
   zscore:   score = |value - mean| / max(stddev, min_stddev)
@@ -14,12 +15,13 @@ always says by how much it crossed the line:
 import math
 from typing import NamedTuple, Optional
 
-from transforms.detectors import LikelihoodScorer, deviation
+from transforms.detectors import Baselines, baselines
 from transforms.stats import WindowStats
+from transforms.tail import TailScorer
 
 LIKELIHOOD = 'likelihood'
 RULES = (LIKELIHOOD, 'absolute', 'relative', 'zscore')
-DEFAULT_THRESHOLDS = {LIKELIHOOD: 0.55, 'absolute': 50.0, 'relative': 0.5, 'zscore': 3.0}
+DEFAULT_THRESHOLDS = {LIKELIHOOD: 0.5, 'absolute': 50.0, 'relative': 0.5, 'zscore': 3.0}
 
 
 class Verdict(NamedTuple):
@@ -50,16 +52,14 @@ class Rule:
     """Whether scores need the sensor's history (a per-sensor step after the judge)."""
     return self.name == LIKELIHOOD
 
-  def scorer(self) -> LikelihoodScorer:
-    return LikelihoodScorer(self.half_life_s, self.hold_s)
+  def scorer(self) -> TailScorer:
+    return TailScorer(self.half_life_s, self.hold_s, self.min_stddev)
 
-  def deviation(self, value: float, trailing: Optional[WindowStats],
-                seasonal: Optional[WindowStats]) -> float:
-    """likelihood: standard deviations from the nearer baseline; a trailing
-    baseline with fewer than min_count readings is not used."""
-    if trailing is not None and trailing.count < self.min_count:
-      trailing = None
-    return deviation(value, trailing, seasonal, self.min_stddev)
+  def baselines(self, trailing: Optional[WindowStats],
+                seasonal: Optional[WindowStats]) -> Baselines:
+    """likelihood: the (mean, stddev) of the baselines that judge a reading, for the
+    scorer; a trailing baseline with fewer than min_count readings is not used."""
+    return baselines(trailing, seasonal, self.min_count)
 
   def judge(self, value: float, baseline: WindowStats) -> Optional[Verdict]:
     """absolute, relative, zscore; None when the baseline has fewer than min_count readings."""
