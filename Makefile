@@ -44,7 +44,7 @@ test-fault: $(VENV)/.e2e-installed jars
 
 # Soak (tests/test_soak.py, tests/soak_run.py): a week of event time, 103 sensors, read by the
 # job on the standalone cluster as a paced backlog with checkpoints on, windows of 2 min every
-# 1 min (the job's cost in compressed time is per slot: ~10 minutes here). Passes when the
+# 1 min (the job's cost in compressed time is per slot: ~11 minutes here). Passes when the
 # last day's checkpointed state, TaskManager heap after a full collection and SDK worker
 # memory are at most 20 % above day 1's and the alerts and dead letters are exact. Prints the
 # per-day table; the report goes to .local/soak/latest.json. SOAK_DAYS=<n> for another length.

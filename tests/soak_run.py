@@ -86,10 +86,9 @@ from tests.oracle import expected_alert_ids
 from transforms.records import Reading
 
 DAY_MS = 86_400_000
-# One partition: the pace is a quota in bytes, and Beam's Kafka read serves the partitions of
-# a consumer unevenly under it (measured: one partition half a day of event time ahead of
-# another of the same subtask), so the readings of the faster one waited in the job's state
-# for the slower one's watermark, and each day's figures held however many did.
+# One partition: under a quota in bytes Beam's Kafka read serves a consumer's partitions
+# unevenly, and the faster one's readings wait in state for the slower one's watermark
+# (docs/state.md).
 PARTITIONS = 1
 SOAK_DIR = os.path.join(ROOT, '.local/soak')
 GROWTH_LIMIT = 0.20  # the last day's figures at most 20 % above day 1's (issue 20)
@@ -118,9 +117,8 @@ class SoakPlan(NamedTuple):
   spikes_per_day: int = 6
   malformed_per_day: int = 2
   # Event time after the last day: more than the read ever runs ahead of the baselines, so
-  # the last day's figures are taken with a backlog still to read, as every other day's.
-  # (With 30 minutes the read had reached the end by then, the partitions' watermarks had
-  # jumped to now, and the last day's state was near empty whatever it had been before.)
+  # the last day's figures are taken with a backlog still to read, as every other day's
+  # (a read at its end moves the watermark to now and every window fires).
   tail_ms: int = DAY_MS // 2
   seed: int = 20
 
@@ -571,8 +569,7 @@ class SoakRun:
     self.pacer.hold(self._read_rate())
     try:
       # At least one quota window: the broker's throttle pauses the read, and the readings
-      # already read but not yet behind the source's watermark drain (a day measured right
-      # after the hold held 1-2 MB of them in the windowing step, the others ~0.3 MB).
+      # already read but not yet behind the source's watermark drain.
       time.sleep(Pacer.QUOTA_WINDOW_S)
       try:
         wait_for(self._quiet, 300, 'the job to catch up with the held read', interval_s=2)
@@ -671,11 +668,14 @@ def _add_checkpoint(row: dict, checkpoint: dict, names: Dict[str, str]) -> None:
       'id', 'trigger_timestamp', 'state_size', 'checkpointed_size', 'persisted_data',
       'processed_data', 'end_to_end_duration', 'checkpoint_type')}
   row['checkpoint']['state_mb_by_step'] = {
-      names.get(vertex, vertex): round(
-          (task.get('state_size', 0) - (task.get('persisted_data') or 0)) / MB, 3)
+      names.get(vertex, vertex): round(_state_mb(task), 3)
       for vertex, task in (checkpoint.get('tasks') or {}).items()}
-  row['state_mb'] = round((checkpoint['state_size'] - (checkpoint.get('persisted_data') or 0))
-                          / MB, 2)
+  row['state_mb'] = round(_state_mb(checkpoint), 2)
+
+
+def _state_mb(figures: dict) -> float:
+  """State in a checkpoint's (or one step's) figures without the in-flight buffers, MB."""
+  return (figures.get('state_size', 0) - (figures.get('persisted_data') or 0)) / MB
 
 
 def verdict(report: dict) -> List[str]:

@@ -58,7 +58,7 @@ def deviation(value: float, judged_by: Baselines, floor: float) -> Tuple[float, 
 
 
 class ScoreState(NamedTuple):
-  """The scorer state of the detector before the tail score (until 2026-12-05), kept only
+  """The scorer state of the detector before the tail score, kept only
   so that a job restored from an older savepoint can unpickle its state; the judge starts
   such a sensor afresh (transforms/judge.py, _score_rows)."""
   count: int = 0
