@@ -69,9 +69,9 @@ test: test-unit test-e2e test-fault
 # Benchmark (bench/run.py; not part of `make test`): highest sustained rate, alert latency,
 # memory and cost of the job, against the original Java job and Beam's ZScore, on embedded
 # Flink and the standalone cluster; about 65 minutes. Starts the services that are not
-# running and stops what it started; writes .local/bench/latest.json and README's
-# Performance table; last line: "bench: max_rps=.. p99_ms=.. vs_java=.. vs_beam_zscore=..".
-# BENCH_ARGS='--plan full' (about 4.5 hours), '--budget_min 30', '--no_readme',
+# running and stops what it started; writes .local/bench/latest.json and the table in
+# docs/performance.md; last line: "bench: max_rps=.. p99_ms=.. vs_java=.. vs_beam_zscore=..".
+# BENCH_ARGS='--plan full' (about 4.5 hours), '--budget_min 30', '--no_table',
 # '--redo ours_cluster' (those steps again, the others from the previous run).
 bench: $(VENV)/.e2e-installed jars
 	runners/fetch_flink.sh

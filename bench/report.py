@@ -1,5 +1,5 @@
 """The figures of a `make bench` run, from its step results: headline, ratios, targets, the
-last line, the human summary and the README table. Pure: bench.run gathers, this judges.
+last line, the human summary and the table of docs/performance.md. Pure: bench.run gathers, this judges.
 
 A figure that was not measured is None together with the reason, never a guess: a step that
 was skipped or failed, a search in which no rate was sustained, a latency trial in which no
@@ -254,7 +254,7 @@ def row_of(step: Dict) -> List[str]:
 
 
 def table(doc: Dict) -> str:
-  """The README block: when and where, the last line, and one row per step."""
+  """The table block: when and where, the last line, and one row per step."""
   machine = doc.get('machine', {})
   head = (f"Run {doc.get('started_at', '?')}, plan `{doc.get('plan')}` "
           f"({doc.get('seconds', 0) / 60:.0f} min), {machine.get('cores', '?')} cores "
@@ -282,7 +282,7 @@ def replace_table(text: str, block: str) -> str:
   """text with everything between the two marker lines replaced by block; the rest of the
   text is left byte for byte. ValueError when the markers are not there once each, in order."""
   if text.count(MARKER_START) != 1 or text.count(MARKER_END) != 1:
-    raise ValueError('README needs exactly one of each bench table marker')
+    raise ValueError('the page needs exactly one of each bench table marker')
   start = text.index(MARKER_START) + len(MARKER_START)
   end = text.index(MARKER_END)
   if end < start:

@@ -1,6 +1,6 @@
 """make bench: throughput, alert latency, memory and cost of our job and its two baselines.
 
-  python -m bench.run [--plan quick|full] [--budget_min N] [--no_readme]
+  python -m bench.run [--plan quick|full] [--budget_min N] [--no_table]
   python -m bench.run --redo ours_cluster[,KEY...] [--previous .local/bench/latest.json]
 
 --redo measures only those steps of the plan again and takes every other step's result
@@ -19,7 +19,7 @@ goes on. It stops starting trials once the next one would end past the budget (+
 
 Out: .local/bench/bench-<UTC time>.json and .local/bench/latest.json (machine, versions,
 every trial's report, the figures with the reason for each one missing), the table in
-README.md's "Performance" section between its two markers, a summary, and as the last line
+docs/performance.md between its two markers, a summary, and as the last line
 
   bench: max_rps=<n> p99_ms=<n> vs_java=<ratio> vs_beam_zscore=<ratio>
 
@@ -41,7 +41,7 @@ from runners.services import Services
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(ROOT, '.local', 'bench')
-README = os.path.join(ROOT, 'README.md')
+TABLE_DOC = os.path.join(ROOT, 'docs', 'performance.md')  # the page with the table
 FLINK_MASTER = 'localhost:8081'
 GRACE = 0.1  # how far past the budget a trial may end before it is not started
 
@@ -164,15 +164,16 @@ def write_results(doc: Dict, out_dir: str = OUT_DIR) -> str:
   return path
 
 
-def update_readme(doc: Dict, path: Optional[str] = None) -> Optional[str]:
-  """Rewrites the table between the README's markers; None, or why it did not."""
-  path = path or README
+def update_table(doc: Dict, path: Optional[str] = None) -> Optional[str]:
+  """Rewrites the table between the markers of TABLE_DOC (or path); None, or why it did
+  not."""
+  path = path or TABLE_DOC
   try:
     with open(path, encoding='utf-8', newline='') as handle:  # line ends as they are
       text = handle.read()
     new = report.replace_table(text, report.table(doc))
   except (OSError, ValueError) as error:
-    return f'README not updated: {error}'
+    return f'{os.path.relpath(path, ROOT)} not updated: {error}'
   if new != text:
     with open(path + '.tmp', 'w', encoding='utf-8', newline='') as handle:
       handle.write(new)
@@ -202,8 +203,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help="the benchmark's broker, started unless it runs (default 9192)")
   parser.add_argument('--expansion_port', type=int, default=8197,
                       help="the benchmark's KafkaIO expansion service (default 8197)")
-  parser.add_argument('--no_readme', action='store_true',
-                      help="leave README.md's Performance table as it is")
+  parser.add_argument('--no_table', '--no_readme', dest='no_table', action='store_true',
+                      help="leave the table in docs/performance.md as it is")
   parser.add_argument('--out_dir', default=OUT_DIR, help='default .local/bench')
   parser.add_argument('--redo', type=lambda text: [k for k in text.split(',') if k],
                       help='comma-separated step keys to measure again; the other steps '
@@ -311,12 +312,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   doc['seconds'] = round(budget.elapsed())
   finish(doc, results)
   path = write_results(doc, args.out_dir)
-  readme_note = None if args.no_readme else update_readme(doc)
+  table_note = None if args.no_table else update_table(doc)
   for line in report.summary(doc):
     log(line)
   log(f'bench: results in {os.path.relpath(path, ROOT)}'
-      + (f'; {readme_note}' if readme_note else
-         '' if args.no_readme else "; README.md's Performance table updated"))
+      + (f'; {table_note}' if table_note else
+         '' if args.no_table else '; the table in docs/performance.md updated'))
   log(doc['last_line'])
   measured = any('verdict' in t for r in results for t in r.get('trials', []))
   return 0 if measured else 1

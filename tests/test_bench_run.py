@@ -1,5 +1,6 @@
 """Unit tests of `make bench`'s orchestration (bench/run.py, plan.py, report.py): the plan
-under a budget, the figures and their last line, the README table, the results file. No
+under a budget, the figures and their last line, the table in docs/performance.md, the
+results file. No
 Kafka, no Flink, no JVM: services, trials and the machine's details are faked."""
 
 import json
@@ -262,15 +263,15 @@ def test_rss_cell_groups_processes_by_kind():
   assert report.rss_cell(trial(500.0, error='boom')) == 'n/a'
 
 
-# --- the README table ---
+# --- the table in docs/performance.md ---
 
-README = """# Title
+PAGE = """# Title
 
-## Guarantees
+## Method
 
 text | with a pipe\r\n and a CRLF line
 
-## Performance
+## Results
 
 Columns explained.
 
@@ -282,9 +283,9 @@ old table
 trailing text without a newline""".format(start=report.MARKER_START, end=report.MARKER_END)
 
 
-def test_readme_table_is_replaced_between_the_markers_only_and_idempotently():
-  new = report.replace_table(README, '| a | b |\n|---|---|\n| 1 | 2 |\n')
-  before, after = README.split(report.MARKER_START)[0], README.split(report.MARKER_END)[1]
+def test_table_is_replaced_between_the_markers_only_and_idempotently():
+  new = report.replace_table(PAGE, '| a | b |\n|---|---|\n| 1 | 2 |\n')
+  before, after = PAGE.split(report.MARKER_START)[0], PAGE.split(report.MARKER_END)[1]
   assert new.startswith(before + report.MARKER_START + '\n| a | b |')
   assert new.endswith('| 1 | 2 |\n' + report.MARKER_END + after)
   assert 'old table' not in new
@@ -296,17 +297,19 @@ def test_readme_table_is_replaced_between_the_markers_only_and_idempotently():
     report.MARKER_END + '\n' + report.MARKER_START,  # out of order
     report.MARKER_START + report.MARKER_START + report.MARKER_END,  # twice
 ])
-def test_readme_without_proper_markers_is_refused(text):
+def test_a_page_without_proper_markers_is_refused(text):
   with pytest.raises(ValueError, match='marker'):
     report.replace_table(text, 'table')
 
 
-def test_the_repository_readme_has_the_markers_once_in_its_performance_section():
-  with open(run.README, encoding='utf-8') as handle:
+def test_the_performance_page_has_the_markers_once_in_its_results_section():
+  assert run.TABLE_DOC.endswith('/docs/performance.md')
+  with open(run.TABLE_DOC, encoding='utf-8') as handle:
     text = handle.read()
-  section = text.split('\n## Performance\n', 1)[1].split('\n## ', 1)[0]
+  section = text.split('\n## Results\n', 1)[1].split('\n## ', 1)[0]
   assert section.count(report.MARKER_START) == 1 and section.count(report.MARKER_END) == 1
-  assert text.index('\n## Guarantees\n') < text.index('\n## Performance\n')
+  assert text.index('\n## Method\n') < text.index('\n## Results\n')
+
 
 
 def test_table_rows():
@@ -417,20 +420,20 @@ class FakeServices:
 
 @pytest.fixture
 def fake_run(monkeypatch, tmp_path):
-  """bench.run.main with faked services, machine details and trials; README in tmp_path
-  (and the repository's README checked to be left alone)."""
-  real_path = run.README
+  """bench.run.main with faked services, machine details and trials; the table's page in
+  tmp_path (and the repository's docs/performance.md checked to be left alone)."""
+  real_path = run.TABLE_DOC
   with open(real_path, 'rb') as handle:
-    real_readme = handle.read()
+    real_page = handle.read()
   FakeServices.instances.clear()
   monkeypatch.setattr(run, 'Services', FakeServices)
   monkeypatch.setattr(run.machine, 'details', lambda: {
       'cores': 2, 'cpu_model': 'Xeon', 'memory_mb': 7951, 'loadavg_before': [1.0, 1.0, 1.0],
       'versions': {'beam': '2.70.0', 'java': 'openjdk version "17"'}})
   monkeypatch.setattr(run, 'cluster_version', lambda: '1.19.3')
-  readme = tmp_path / 'README.md'
-  readme.write_bytes(README.encode())
-  monkeypatch.setattr(run, 'README', str(readme))
+  page = tmp_path / 'performance.md'
+  page.write_bytes(PAGE.encode())
+  monkeypatch.setattr(run, 'TABLE_DOC', str(page))
   canned = headline_steps()
 
   def executor(addresses, log):
@@ -440,14 +443,14 @@ def fake_run(monkeypatch, tmp_path):
       return {'max_rps': None, 'trials': [trial(400.0, cpu=2.5)]}
     return execute
   monkeypatch.setattr(run, 'executor', executor)
-  yield tmp_path, readme
+  yield tmp_path, page
   with open(real_path, 'rb') as handle:
-    assert handle.read() == real_readme, 'a test wrote to the repository README'
+    assert handle.read() == real_page, 'a test wrote to the repository docs/performance.md'
 
 
-def test_main_writes_the_results_file_and_the_readme_and_prints_the_last_line_last(
+def test_main_writes_the_results_file_and_the_table_and_prints_the_last_line_last(
     fake_run, capsys):
-  tmp_path, readme = fake_run
+  tmp_path, page = fake_run
   out_dir = tmp_path / 'bench'
   assert run.main(['--out_dir', str(out_dir)]) == 0
   printed = capsys.readouterr().out.rstrip('\n').splitlines()
@@ -472,15 +475,16 @@ def test_main_writes_the_results_file_and_the_readme_and_prints_the_last_line_la
   assert doc['last_line'] == printed[-1]
   assert doc['steps'][-1]['trials'][0]['cpu']['cpu_ms_per_reading'] == 2.5
 
-  text = readme.read_bytes().decode()  # as bytes: the CRLF line must stay a CRLF line
+  text = page.read_bytes().decode()  # as bytes: the CRLF line must stay a CRLF line
   assert '| cost | ours | embedded | 100,000 | 2 | 400 (sustained) |' in text
-  assert text.split(report.MARKER_START)[0] == README.split(report.MARKER_START)[0]
-  assert text.split(report.MARKER_END)[1] == README.split(report.MARKER_END)[1]
+  assert text.split(report.MARKER_START)[0] == PAGE.split(report.MARKER_START)[0]
+  assert text.split(report.MARKER_END)[1] == PAGE.split(report.MARKER_END)[1]
+  assert 'the table in docs/performance.md updated' in printed[-2]
 
 
 def test_main_with_a_small_budget_reports_the_left_out_steps_as_skipped(fake_run):
   tmp_path, _ = fake_run
-  assert run.main(['--out_dir', str(tmp_path / 'b'), '--budget_min', '40', '--no_readme']) == 0
+  assert run.main(['--out_dir', str(tmp_path / 'b'), '--budget_min', '40', '--no_table']) == 0
   doc = json.loads((tmp_path / 'b' / 'latest.json').read_text(encoding='utf-8'))
   skipped = [s for s in doc['steps'] if s['status'] == 'skipped']
   assert [s['key'] for s in skipped][0] == 'memory_cluster' and len(skipped) == 8
@@ -489,19 +493,19 @@ def test_main_with_a_small_budget_reports_the_left_out_steps_as_skipped(fake_run
 
 def test_main_when_a_service_does_not_start_reports_every_step_failed_and_exits_1(
     fake_run, monkeypatch, capsys):
-  tmp_path, readme = fake_run
+  tmp_path, page = fake_run
 
   class BrokenServices(FakeServices):
     def ensure(self, script, env=None):
       raise RuntimeError(f'runners/{script} start failed')
   monkeypatch.setattr(run, 'Services', BrokenServices)
-  assert run.main(['--out_dir', str(tmp_path / 'c'), '--no_readme']) == 1
+  assert run.main(['--out_dir', str(tmp_path / 'c'), '--no_readme']) == 1  # the old name
   assert capsys.readouterr().out.rstrip('\n').splitlines()[-1] == (
       'bench: max_rps=n/a p99_ms=n/a vs_java=n/a vs_beam_zscore=n/a')
   doc = json.loads((tmp_path / 'c' / 'latest.json').read_text(encoding='utf-8'))
   assert {s['status'] for s in doc['steps']} == {'failed'}
   assert doc['figures']['max_rps']['reason'] == 'RuntimeError: runners/kafka.sh start failed'
-  assert readme.read_bytes() == README.encode()  # --no_readme
+  assert page.read_bytes() == PAGE.encode()  # --no_readme
 
 
 # --- the machine ---
@@ -534,7 +538,7 @@ def test_make_bench_is_its_own_target_outside_make_test():
 
 
 def test_redo_measures_only_the_named_steps_and_keeps_the_others(fake_run, monkeypatch):
-  tmp_path, readme = fake_run
+  tmp_path, page = fake_run
   first = tmp_path / 'first'
   assert run.main(['--out_dir', str(first)]) == 0
   previous = json.loads((first / 'latest.json').read_text(encoding='utf-8'))
@@ -558,7 +562,7 @@ def test_redo_measures_only_the_named_steps_and_keeps_the_others(fake_run, monke
       'java_cluster']['trials']
   assert doc['last_line'].startswith('bench: max_rps=2000 ')
   assert doc['redo'] == {'steps': ['ours_cluster'], 'others_from': previous['started_at']}
-  assert 'Steps ours_cluster re-measured in this run' in readme.read_text(encoding='utf-8')
+  assert 'Steps ours_cluster re-measured in this run' in page.read_text(encoding='utf-8')
 
 
 def test_redo_refuses_an_unknown_step_naming_the_option(capsys):
