@@ -87,6 +87,12 @@ demo: venv jars
 clean:
 	rm -rf .local/demo .local/nab
 
+# docs/options.md, the table of every job option, from the argparse definitions
+# (runners/options_table.py; tests/test_options_table.py fails while it is stale).
+.PHONY: options-doc
+options-doc: venv
+	$(PY) -m runners.options_table
+
 # --- Parquet archive (docs/archive.md) ---
 # The demo's readings through the job with --archive_dir, then the archived alerts as a table.
 .PHONY: demo-archive
