@@ -16,8 +16,8 @@
 #
 # use_deprecated_read makes ReadFromKafka expand to the UnboundedSource-based read, which
 # Flink runs through its source wrapper. With the default splittable-DoFn read, streaming
-# jobs on this Flink 1.19 runner sometimes never emit anything (2 of 4 trials here stalled
-# with the Kafka consumer never created); with use_deprecated_read every trial passed.
+# jobs on this Flink 1.19 runner sometimes never emit anything (docs/design.md, "The
+# deprecated read").
 # The experiment must be given to the expansion service: a Python --experiments flag does
 # not reach the Java expansion.
 #

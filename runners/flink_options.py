@@ -2,66 +2,27 @@
 
   embedded  Beam's Flink job server jar (from .cache/jars, started by Beam for the job)
             runs the job in a Flink MiniCluster ([local]); Python workers are LOOPBACK,
-            inside the submitting process.
+            inside the submitting process, one of them (they share its interpreter lock).
   cluster   the same job server submits to the standalone cluster's REST address
             (runners/flink_cluster.sh); Python workers come from the EXTERNAL worker pool
-            beside the TaskManager. The job ships no jars: that cluster carries the job
-            server's classpath in its lib folder (runners/cluster_lib.py), and Beam's
-            default, uploading the whole classpath (~200 MB) with every job, took 18-25 s
-            of each submission. For another cluster, flink_args(..., jars_on_cluster=False).
+            beside the TaskManagers. The job ships no jars: that cluster carries the job
+            server's classpath in its lib folder (runners/cluster_lib.py). For another
+            cluster, flink_args(..., jars_on_cluster=False).
 
-Checkpointing: on by default in cluster mode, every CLUSTER_CHECKPOINT_MS (the cluster's
-config, runners/flink_cluster.sh, keeps state in the TaskManager heap, writes checkpoints to
-.local/flink/checkpoints and restarts a failed job from its last one); off by default in
-embedded mode (a demo or test run is thrown away). KafkaIO commits the group's offsets when
-a checkpoint completes, so without checkpoints no offset is committed. Beam 2.70's portable
-Flink runner declined every checkpoint of a stage with a side input; runners/java/
-flink-runner-fixes corrects that. `savepoint_path` starts the job from a savepoint or a
-retained checkpoint (runners/savepoint.py).
+Checkpoints are on by default in cluster mode, every CLUSTER_CHECKPOINT_MS, and off in
+embedded mode (a demo or test run is thrown away); KafkaIO commits the group's offsets only
+when a checkpoint completes. With checkpoints every step finishes its bundle before its
+snapshot (else a savepoint could resume elements to the wrong output), and checkpoints are
+unaligned (else the judging step's readings stand still while a barrier crosses the
+baselines input). `savepoint_path` starts the job from a savepoint or a retained checkpoint
+(runners/savepoint.py).
 
-With checkpoints, every step finishes its bundle before its snapshot
-(finish_bundle_before_checkpointing). Beam's default instead keeps what a bundle finished
-during the snapshot emits in the snapshot and sends it with the step's next bundle; a job
-started from such a savepoint sent those elements to the wrong output (dead letters into
-the late gate: "ClassCastException: [B cannot be cast to Long", restarting without end;
-3 of 4 savepoint resumes of tests/test_fault.py here), and the watermark could overtake
-them (a slot's baselines arrived after the slot had been judged without them).
-Checkpoints are unaligned (a barrier overtakes the data queued before it, which goes into
-the checkpoint): with aligned ones a step with two inputs, such as the judging step (readings
-and the baselines side input), stops reading one input until the barrier has come through
-the other, and the baselines' input is busy right after each slot start (every sensor's
-window statistics fire then), so the readings stood for up to ~4 s at every checkpoint that
-met a slot start. Measured on the cluster at 5,000 readings/s with --baseline_lag=10: alerts
-p50 1.6 s / p99 4.1 s aligned, 1.1 s / 2.3 s unaligned, at the same CPU per reading.
-Savepoints stay aligned (Flink's rule), so a resume from one is unaffected.
+Python workers on the cluster: one per subtask by default; python_worker_per_stage gives
+one per subtask of each Python stage, faster at the limit but heavier and slower to
+restart. Bundles last at most BUNDLE_TIME_MS instead of Beam's 1,000 ms: an open bundle
+holds back the watermark that alerts wait for.
 
-Python workers on the cluster: one SDK worker process per subtask (sdk_worker_parallelism =
-parallelism) by default, or with python_worker_per_stage one per subtask of each Python
-stage (PYTHON_STAGES_BOUND x parallelism). Beam's Flink runner pins each stage subtask, as
-it opens, to worker (k mod sdk_worker_parallelism), k counting the subtasks opened on that
-TaskManager, and starts a worker only when a subtask is pinned to it. Beam's default, one
-worker per TaskManager, ran every Python step in one process on one core: parallelism 1,
-20,000 readings/s offered, 18,694/s read, lag growing (cluster, 1,000 sensors, AMD EPYC
-host, 2026-12-03). One worker per subtask leaves the split of the eight Python stages
-between the workers to the order in which the subtasks opened, a race: in two of fourteen
-starts that day one worker got over 80 % of the Python work (0.65-0.70 cores against
-0.11-0.14) and the job read 16,000-18,700/s of 20,000 offered, where balanced starts
-sustained 20,000/s. A worker per stage subtask (16 at parallelism 2) lets the OS spread
-them over the cores: 28,280/s sustained (`make bench`), at the same CPU per reading; the
-price is memory (16 workers, 2.75 GB at their peaks together, against 2 x 290 MB) and
-restarts, when every worker starts at once: in `make test-fault` with the Parquet archive
-(22 workers) the tasks ran again 41 s after a TaskManager was killed instead of ~7 s, and
-the recoveries took 29-53 s instead of 9-36 s. So the default stays one per subtask, and
-`make bench` runs the Beam jobs with one per stage subtask.
-LOOPBACK workers (embedded) live in the submitting process and share its interpreter lock,
-so embedded mode keeps one.
-
-Bundles last at most BUNDLE_TIME_MS (Beam's Flink runner: 1,000 ms, or 1,000 elements).
-Each step holds its output watermark while a bundle is open, and an alert waits for the
-watermark to pass several steps (the statistics' groupings, the side input, the scorer's
-timer): measured on embedded Flink at 4,000 readings/s, 1,000 ms gave alerts p50 7.8 s / p99
-11.7 s, 200 ms 2.2 s / 4.3 s, for 0.12 -> 0.18 ms of CPU per reading; at 20,000 readings/s
-bundles fill by size first and the CPU per reading was the same (0.057 ms).
+The measurements behind each choice: docs/design.md ("The Flink runner").
 """
 
 import glob

@@ -4,11 +4,10 @@ Beam's own `python -m apache_beam.runners.worker.worker_pool_main` listens on ev
 interface and always starts its SDK workers without a state cache. This entry point starts
 the same servicer on the loopback address, with the cache size as an option.
 
-The cache stays off by default, measured: with 100 MB (the LOOPBACK workers' default) the
-SDK worker spent 0.86 cores instead of 0.57 at 1,000 readings/s on the cluster, and alert
-latency p50 went from 17 s to 46 s. Beam weighs every cached value with a deep size walk
-on each write, and this job's state (per-shard bags of readings, the baselines side input)
-is rewritten every bundle, so the walk costs more than the round trips it saves.
+The cache stays off by default: Beam weighs every cached value with a deep size walk on
+each write, and this job's state (per-shard bags of readings, the baselines side input) is
+rewritten every bundle, so the walk costs more than the round trips it saves (measured in
+docs/design.md, "The Flink runner").
 
   python -m runners.worker_pool --port 50000 [--state_cache_mb 0] [--host 127.0.0.1]
 """

@@ -2,7 +2,7 @@
 
 The job reads a steady stream (a producer thread paces records to their event time, which
 is wall-clock time), a fault hits at a chosen moment, and afterwards the run checks what
-users are promised (README "Guarantees"): the job recovers by itself, and after dropping
+users are promised (docs/operations.md, "Guarantees"): the job recovers by itself, and after dropping
 duplicates (alerts by `alert_id`, dead letters by their source partition and offset) its
 outputs are exactly what a fault-free run gives.
 

@@ -6,7 +6,7 @@ and 60% of the stream. Afterwards: the job recovered by itself within 60 s, ever
 anomaly has an alert, the alerts are exactly the oracle's set once duplicates are dropped
 by alert_id, and the dead letters are exactly the malformed records once duplicates are
 dropped by their source partition and offset. Each run prints its recovery time and
-duplicate counts (the figures quoted in README "Guarantees").
+duplicate counts (the figures quoted in docs/operations.md, "Faults and recovery").
 
 Recovery time: from the fault until the job emits the statistics of a window ending after
 the fault moment (for the savepoint: after the stopped job was gone), i.e. it has
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.fault
 
 SENSORS, READINGS, ANOMALIES, MALFORMED = 100, 100_000, 50, 200
 RATE = 500.0  # readings/s: the stream lasts 200 s
-RECOVERY_LIMIT_S = 60.0  # the target for every fault (figures: README "Guarantees")
+RECOVERY_LIMIT_S = 60.0  # the target for every fault (figures: docs/operations.md)
 
 
 def make_records(start_ms: int):

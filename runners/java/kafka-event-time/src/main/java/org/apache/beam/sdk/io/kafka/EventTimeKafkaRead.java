@@ -29,8 +29,8 @@ public class EventTimeKafkaRead implements ExternalTransformRegistrar {
   /**
    * How far behind the broker's latest offset check an idle partition's watermark stays: how
    * long a producer may hold a record before the broker has it and still be on time. Producers
-   * buffer and retry through a broker restart (measured here: ~15 s); with 2 s, their records
-   * arrived behind the watermark and went to late panes.
+   * buffer and retry through a broker restart; with 2 s, their records arrived behind the
+   * watermark and went to late panes (docs/design.md, "The idle delay is 30 s").
    */
   static final Duration IDLE_DELAY = Duration.standardSeconds(30);
 
