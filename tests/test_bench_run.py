@@ -311,6 +311,12 @@ def test_the_performance_page_has_the_markers_once_in_its_results_section():
   assert text.index('\n## Method\n') < text.index('\n## Results\n')
 
 
+def test_the_readme_carries_no_bench_table():
+  # make bench writes docs/performance.md only: hand-written prose keeps no generated table.
+  with open(f'{run.ROOT}/README.md', encoding='utf-8') as handle:
+    text = handle.read()
+  assert report.MARKER_START not in text and report.MARKER_END not in text
+
 
 def test_table_rows():
   doc = run.finish({'plan': 'quick', 'started_at': '2026-11-24T13:00:00+00:00',
