@@ -25,7 +25,8 @@ def test_every_job_options_class_is_found_the_detectors_first():
 
 def test_a_row_per_option_with_its_values_and_help_pipes_escaped():
   text = options_table.render([_ToyOptions])
-  assert '## Toy\n\nFrom `_ToyOptions` in `tests/test_options_table.py`.' in text
+  module = _ToyOptions.__module__.replace('.', '/')  # tests/..., wherever this file lives
+  assert f'## Toy\n\nFrom `_ToyOptions` in `{module}.py`.' in text
   assert '| `--size` | float | How big, in seconds \\|x\\|. Default: 1. |' in text
   assert '| `--mode` | `a`, `b` | Which. Default: a. |' in text
 
