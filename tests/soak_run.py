@@ -23,9 +23,10 @@ limits it is the work per slot (each slot's baselines cross four groupings and t
 step finishes a bundle for each), not the readings.
 
 Per simulated day, once every slot of the day has its baselines (the smallest watermark of
-the job's steps plus the lag has passed the day's end), it holds the read back (the quota
-halved for at least one quota window; the backlog stays) until the readings are at most
-`quiet_ms` ahead, so that no day's figures include readings waiting in the job, and records:
+the job's steps plus the lag has passed the day's end), it pauses the read (Pacer.pause: a
+quota cut that makes the broker throttle the job's consumer for about PAUSE_S; the backlog
+stays) and waits until the job is still (the backlog and every watermark unchanged), so that
+no day's figures include readings in flight, and records:
 - `heap_mb`: heap used of each TaskManager running the job right after a full collection
   (`jcmd <pid> GC.run`, then `GC.heap_info`), summed;
 - `worker_rss_mb`: the resident memory of every Python SDK worker (the worker pool's
@@ -57,6 +58,7 @@ period sets how fast a week passes: ~10 minutes here at 60 s, ~40 at the job's d
 
 import argparse
 import heapq
+import itertools
 import json
 import os
 import random
@@ -96,7 +98,10 @@ GROWTH_FIGURES = ('state_mb', 'heap_mb', 'worker_rss_mb')
 # The pacer's target: readings at most this many periods of event time ahead of their
 # baselines (the judging step re-examines every waiting reading per slot that arrives).
 LEAD_PERIODS = 180
-QUIET_PERIODS = 10  # ahead by at most this much when a day's figures are taken
+# A day's figures are taken with the read paused for about PAUSE_S and the job still (its
+# backlog and watermarks unchanged over STILL_POLLS seconds).
+PAUSE_S = 20
+STILL_POLLS = 3
 MB = 1024 * 1024
 # The cluster, as runners/flink_cluster.sh starts it (the same environment variables).
 REST = f"localhost:{os.environ.get('FLINK_REST_PORT', '8081')}"
@@ -116,10 +121,11 @@ class SoakPlan(NamedTuple):
   sparse_every_ms: int = 300_000
   spikes_per_day: int = 6
   malformed_per_day: int = 2
-  # Event time after the last day: more than the read ever runs ahead of the baselines, so
+  # Event time after the last day: more than the read ever runs ahead of the baselines
+  # (LEAD_PERIODS periods: 3 h at 60 s), so
   # the last day's figures are taken with a backlog still to read, as every other day's
   # (a read at its end moves the watermark to now and every window fires).
-  tail_ms: int = DAY_MS // 2
+  tail_ms: int = 5 * 3_600_000
   seed: int = 20
 
   @property
@@ -136,6 +142,15 @@ class SoakPlan(NamedTuple):
   @property
   def span_ms(self) -> int:
     return self.days * DAY_MS + self.tail_ms
+
+  def bytes_per_day(self, sample: int = 2_000) -> float:
+    """About how many bytes (values and keys) the producer writes per simulated day: the
+    records of a full day times the mean size of the first `sample` records."""
+    records = list(itertools.islice(soak_records(self, 0), sample))
+    mean = sum(len(r.payload) + len(r.key or b'') for r in records) / len(records)
+    per_day = (self.dense + 1) * DAY_MS / self.dense_every_ms + \
+        self.sparse * DAY_MS / self.sparse_every_ms
+    return per_day * mean
 
   def stop_ms(self, start_ms: int) -> int:
     """When sensor 0 (dense) stops reporting: day 2, 06:00."""
@@ -210,6 +225,7 @@ class Produced(NamedTuple):
   malformed: List[Tuple[int, int, str]]  # (partition, offset, reason)
   per_partition: Dict[int, int]
   payload_bytes: int
+  seconds: float
 
 
 def produce(topic: str, records: Iterator[SoakRecord]) -> Produced:
@@ -223,6 +239,7 @@ def produce(topic: str, records: Iterator[SoakRecord]) -> Produced:
   readings, malformed_futures = [], []
   per_partition = {p: 0 for p in range(PARTITIONS)}
   payload_bytes = 0
+  started = time.monotonic()
   try:
     for record in records:
       future = producer.send(topic, key=record.key, value=record.payload,
@@ -243,7 +260,36 @@ def produce(topic: str, records: Iterator[SoakRecord]) -> Produced:
   if written != per_partition:
     raise RuntimeError(f'the topic holds {written} records per partition, sent {per_partition}')
   malformed = [(f.get().partition, f.get().offset, reason) for f, reason in malformed_futures]
-  return Produced(readings, malformed, per_partition, payload_bytes)
+  return Produced(readings, malformed, per_partition, payload_bytes,
+                  time.monotonic() - started)
+
+
+class Producing:
+  """produce() in a thread: done() tells when it ended, result() returns (or raises) what
+  it did."""
+
+  def __init__(self, topic: str, records: Iterator[SoakRecord]):
+    self._outcome: dict = {}
+    self._thread = threading.Thread(target=self._produce, args=(topic, records),
+                                    daemon=True, name='soak-producer')
+    self._thread.start()
+
+  def _produce(self, topic: str, records: Iterator[SoakRecord]) -> None:
+    try:
+      self._outcome['produced'] = produce(topic, records)
+    except BaseException as error:  # pylint: disable=broad-except
+      self._outcome['error'] = error
+
+  def done(self) -> bool:
+    return not self._thread.is_alive()
+
+  def result(self, timeout_s: float = 600) -> Produced:
+    self._thread.join(timeout_s)
+    if 'error' in self._outcome:
+      raise self._outcome['error']
+    if 'produced' not in self._outcome:
+      raise TimeoutError(f'the soak not produced after {timeout_s:.0f} s')
+    return self._outcome['produced']
 
 
 def keep_for_ever(topics: List[str]) -> None:
@@ -270,7 +316,6 @@ class Pacer:
   bundle ends), so the target is generous and the steps are small."""
 
   FETCH_BYTES = 8_192  # the job's fetches: small, so that the quota's throttling is smooth
-  HOLD = 0.5  # hold(): a throttle of at most one quota window, well inside a request timeout
   QUOTA_WINDOW_S = 11  # the broker's quota window (quota.window.num 11 x 1 s)
 
   def __init__(self, client_id: str, rate: float, lead_ms: int, every_s: float = 10.0,
@@ -298,16 +343,16 @@ class Pacer:
     elif lead_ms < self.lead_ms / 2:
       self._set(self.rate * self.up)
 
-  def hold(self, read_rate: Optional[float] = None) -> None:
-    """Half the read until resume(): the job catches up with it, the backlog stays.
-
-    Half of `read_rate`, the bytes per second actually read, when known: the job often reads
-    below its quota (back-pressured), and a quota still above the read would pause nothing.
-    Never a deeper cut at once: the broker throttles a client over a lowered quota for
-    (its rate over the quota window / the quota - 1) windows of 11 s, and the client sends
-    nothing until then, whatever the quota becomes meanwhile (docs/state.md)."""
+  def pause(self, read_rate: Optional[float], seconds: float) -> None:
+    """Stops the read for about `seconds` (then holds it well below `read_rate` until
+    resume()): a quota the client's rate over the last quota window exceeds by
+    `seconds / QUOTA_WINDOW_S` makes the broker throttle it for about `seconds`, during
+    which it fetches nothing. `read_rate` is the bytes per second actually read (the job
+    often reads below its quota, back-pressured); a deeper cut would stall the read for
+    many windows whatever the quota becomes meanwhile (docs/state.md)."""
     rate = min(self.rate, read_rate) if read_rate else self.rate
-    self._set(max(self.min_rate, rate * self.HOLD), remember=False)
+    share = self.QUOTA_WINDOW_S / (self.QUOTA_WINDOW_S + seconds)
+    self._set(max(self.min_rate, rate * share), remember=False)
 
   def resume(self) -> None:
     self._set(self.rate)
@@ -439,10 +484,9 @@ class SoakRun:
   def __init__(self, plan: SoakPlan = SoakPlan(), lead_ms: Optional[int] = None,
                margin_ms: int = 120_000, day_timeout_s: float = 1_800,
                baseline_lag_ms: int = round(DEFAULT_TRAILING_LAG_S * 1000),
-               quiet_ms: Optional[int] = None, job_args: List[str] = (), log=print):
+               job_args: List[str] = (), log=print):
     """lead_ms: how far the readings may run ahead of their baselines (event time; default
-    LEAD_PERIODS periods); quiet_ms: how far they may be ahead when a day's figures are
-    taken (default QUIET_PERIODS periods, at least 5 minutes);
+    LEAD_PERIODS periods);
     margin_ms: how long before now the soak's event time ends; day_timeout_s: the longest
     a simulated day may take before the run gives up."""
     self.plan = plan
@@ -450,7 +494,6 @@ class SoakRun:
     self.margin_ms = margin_ms
     self.day_timeout_s = day_timeout_s
     self.baseline_lag_ms = baseline_lag_ms
-    self.quiet_ms = quiet_ms or max(300_000, QUIET_PERIODS * plan.period_ms)
     self.job_args = list(job_args)
     self.log = log
     self.days: List[dict] = []
@@ -486,15 +529,11 @@ class SoakRun:
     self.job = JobRun('cluster', readings_partitions=PARTITIONS)
     keep_for_ever(list(self.job.topics.values()))
     t0 = time.monotonic()
-    self.produced = produce(self.job.topics['readings'], soak_records(plan, self.start_ms))
-    self.report['produce_s'] = round(time.monotonic() - t0, 1)
-    self.report['readings'] = len(self.produced.readings)
-    self.report['malformed'] = len(self.produced.malformed)
-    self.log(f'soak: produced {len(self.produced.readings):,} readings and '
-             f'{len(self.produced.malformed)} malformed records of {plan.days} days, '
-             f'{plan.sensors} sensors, in {self.report["produce_s"]} s')
-    bytes_per_day = self.produced.payload_bytes * DAY_MS / plan.span_ms
-    self.pacer = Pacer(f'soak-{self.job.suffix}', rate=bytes_per_day / 120,  # 0.5 day/min
+    # The job reads while the rest is produced: the producer writes days in seconds, the
+    # paced read takes about a minute a day, so the read never reaches the topic's end.
+    producing = Producing(self.job.topics['readings'], soak_records(plan, self.start_ms))
+    # About a day a minute to start with; the pacer finds the job's pace from there.
+    self.pacer = Pacer(f'soak-{self.job.suffix}', rate=plan.bytes_per_day() / 60,
                        lead_ms=self.lead_ms)
     self.job.start([f'--flink_master={REST}', f'--environment_config={WORKER_POOL}',
                     f'--baseline_lag={self.baseline_lag_ms / 1000:g}',
@@ -503,19 +542,22 @@ class SoakRun:
         lambda: (flink_rest.job_by_name(self.job.job_name, REST) or {}).get('jid'),
         120, f'{self.job.job_name} in Flink at {REST}')
     self.job_started = time.monotonic()
-    self.report['startup_s'] = round(self.job_started - t0 - self.report['produce_s'], 1)
-    self._follow_days()
+    self.report['startup_s'] = round(self.job_started - t0, 1)
+    self._follow_days(producing)
     self.pacer.release()
     self._check_outputs()
     self.report['total_s'] = round(time.monotonic() - started, 1)
 
-  def _follow_days(self) -> None:
+  def _follow_days(self, producing: 'Producing') -> None:
     """Paces the read and records each day's figures once the baselines have passed its
-    end."""
+    end; takes what was produced once the producer is done."""
     day = 1
     last_day_at = logged_at = self.job_started
     while day <= self.plan.days:
       self.raise_if_failed()
+      if producing is not None and producing.done():
+        self._take_produced(producing.result())
+        producing = None
       low, lead = self._progress()
       self.pacer.adjust(lead)
       now = time.monotonic()
@@ -528,13 +570,26 @@ class SoakRun:
         row = self._measure(day, now - last_day_at, now - self.job_started)
         self.log(f"soak: day {day} passed after {row['wall_s']:.0f} s: state "
                  f"{_mb(row.get('state_mb'))} MB, heap {row['heap_mb']:.0f} MB, SDK workers "
-                 f"{row['worker_rss_mb']:.0f} MB (quiet after {row['quiesce_s']:.0f} s)")
+                 f"{row['worker_rss_mb']:.0f} MB (paused {row['pause_s']:.0f} s, "
+                 f"{'still' if row['still'] else 'NOT still'})")
         last_day_at = time.monotonic()
         day += 1
       elif now - last_day_at > self.day_timeout_s:
         raise TimeoutError(f'day {day} not passed after {self.day_timeout_s:.0f} s '
                            f'(baselines at {_iso(low) if low else None})')
       time.sleep(2)
+
+    if producing is not None:
+      self._take_produced(producing.result())
+
+  def _take_produced(self, produced: 'Produced') -> None:
+    self.produced = produced
+    self.report['produce_s'] = round(produced.seconds, 1)
+    self.report['readings'] = len(produced.readings)
+    self.report['malformed'] = len(produced.malformed)
+    self.log(f'soak: produced {len(produced.readings):,} readings and '
+             f'{len(produced.malformed)} malformed records of {self.plan.days} days, '
+             f'{self.plan.sensors} sensors, in {self.report["produce_s"]} s')
 
   def _progress(self) -> Tuple[Optional[int], Optional[int]]:
     """(the time up to which the slots' baselines exist, how far the readings are ahead of
@@ -557,25 +612,29 @@ class SoakRun:
       return None
     return (first - last) / over_s
 
-  def _quiet(self) -> bool:
-    lead = self._progress()[1]
-    return lead is not None and lead <= self.quiet_ms
+  def _still(self) -> bool:
+    """Whether nothing moves: the read's backlog and every step's watermark the same over
+    STILL_POLLS polls a second apart (the read is paused and the job has done all it can)."""
+    seen = []
+    for _ in range(STILL_POLLS):
+      seen.append((backlog_bytes(self.jid), watermarks(self.jid)))
+      time.sleep(1)
+    return all(sample == seen[0] for sample in seen)
 
   def _measure(self, day: int, wall_s: float, since_start_s: float) -> dict:
-    """The day's figures, taken with the read held back until the job has caught up with
-    it (the readings no more than `quiet_ms` ahead of their baselines): otherwise the heap
-    and the checkpoint also hold however many readings wait at that moment."""
-    held_at = time.monotonic()
-    self.pacer.hold(self._read_rate())
+    """The day's figures, taken with the read paused and the job still: otherwise the
+    checkpoint and the heap also hold however many readings are in flight at that moment
+    (docs/state.md), which depends on the moment, not on the job's age."""
+    paused_at = time.monotonic()
+    self.pacer.pause(self._read_rate(), PAUSE_S)
     try:
-      # At least one quota window: the broker's throttle pauses the read, and the readings
-      # already read but not yet behind the source's watermark drain.
-      time.sleep(Pacer.QUOTA_WINDOW_S)
       try:
-        wait_for(self._quiet, 300, 'the job to catch up with the held read', interval_s=2)
+        wait_for(self._still, PAUSE_S * 3, 'the read to pause and the job to go still',
+                 interval_s=0)
+        still = True
       except TimeoutError:
-        pass  # measured anyway; the row says how far ahead the readings were
-      lead = self._progress()[1]
+        still = False  # measured anyway; the row says so
+      backlog = backlog_bytes(self.jid)
       taskmanagers = sorted(flink_rest.job_taskmanagers(self.jid, REST))
       heaps = {tm: round(heap_after_gc_mb(recorded_pid(tm)), 1) for tm in taskmanagers}
       workers = worker_rss_mb()
@@ -586,11 +645,14 @@ class SoakRun:
             f'{flink_rest.trigger_checkpoint(self.jid, REST)}', rest=REST)
       except flink_rest.FlinkRestError:
         checkpoint = None  # the row has no checkpoint figures, and the verdict says so
+      # Still paused when the figures were taken: the read did not move meanwhile.
+      still = still and backlog_bytes(self.jid) == backlog
+      lead = self._progress()[1]
     finally:
       self.pacer.resume()
     row = {'day': day, 'at_ms': at_ms, 'wall_s': round(wall_s, 1),
            'since_job_start_s': round(since_start_s, 1),
-           'quiesce_s': round(time.monotonic() - held_at, 1),
+           'pause_s': round(time.monotonic() - paused_at, 1), 'still': still,
            'lead_min_at_measure': None if lead is None else round(lead / 60_000, 1),
            'heap_mb': round(sum(heaps.values()), 1), 'heap_mb_by_taskmanager': heaps,
            'worker_rss_mb': round(sum(workers.values()), 1),
