@@ -1,9 +1,8 @@
 """A soak run: a week of event time through the job on the standalone cluster, compressed.
 
 Issue 20: the job must run for months, so its state must stop growing once the history it
-reads is full. This run shows whether it does. It writes the whole soak into a fresh
-readings topic FIRST (days of readings, timestamped in the past), and only then starts the
-job (checkpoints on, the `absolute` rule of tests/e2e_job.py DETECTION_ARGS, whose alerts
+reads is full. This run shows whether it does. It writes the soak into a fresh readings
+topic (days of readings, timestamped in the past) while it starts the job (checkpoints on, the `absolute` rule of tests/e2e_job.py DETECTION_ARGS, whose alerts
 tests/oracle.py predicts exactly). Event time must lie in the past and the job must never
 catch up with the data while the soak runs: the job's read (IdleAwareCreateTimePolicy in
 runners/java/kafka-event-time) moves a caught-up partition's watermark to about now, which
@@ -122,9 +121,9 @@ class SoakPlan(NamedTuple):
   spikes_per_day: int = 6
   malformed_per_day: int = 2
   # Event time after the last day: more than the read ever runs ahead of the baselines
-  # (LEAD_PERIODS periods: 3 h at 60 s), so
-  # the last day's figures are taken with a backlog still to read, as every other day's
-  # (a read at its end moves the watermark to now and every window fires).
+  # (LEAD_PERIODS periods: 3 h at 60 s), so the last day's figures are taken with a backlog
+  # still to read, as every other day's (a read at its end moves the watermark to now and
+  # every window fires).
   tail_ms: int = 5 * 3_600_000
   seed: int = 20
 

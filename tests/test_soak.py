@@ -1,10 +1,11 @@
 """The soak test (make test-soak): a week of event time on the standalone cluster.
 
-tests/soak_run.py does the run: 101 sensors, SOAK_DAYS (default 7) simulated days read as a
-paced backlog with checkpoints on. It passes when the last day's checkpointed state, heap
-after a full collection and SDK worker memory are at most 20 % above day 1's, and the alerts
-and dead letters are exactly the expected ones once duplicates are dropped. It prints the
-per-day table; the whole report is in .local/soak/latest.json.
+tests/soak_run.py does the run: 103 sensors, SOAK_DAYS (default 7) simulated days read as a
+paced backlog with checkpoints on, each day's figures taken with the read paused and the job
+still. It passes when the last day's checkpointed state, heap after a full collection and SDK
+worker memory are at most 20 % above day 1's, and the alerts and dead letters are exactly the
+expected ones once duplicates are dropped. It prints the per-day table; the whole report is
+in .local/soak/latest.json.
 """
 
 import os
